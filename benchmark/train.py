@@ -1,0 +1,40 @@
+"""Train a method from a LightningCLI YAML config: ``python -m benchmark train --config CONFIG.yaml``.
+
+The config names the method (``model.class_path``), the data set (``data.class_path``) and the trainer. The
+method's ``attribute_names`` and ``image_size`` are linked from the data module, so they are set once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lightning.pytorch.cli import LightningCLI
+
+from datamodules.base import FaceDataModule
+from methods.base import EditingMethod
+
+
+class EditingCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 (jsonargparse parser)
+        parser.link_arguments("data.attribute_names", "model.init_args.attribute_names", apply_on="instantiate")
+        parser.link_arguments("data.resolution", "model.init_args.image_size", apply_on="instantiate")
+
+
+def make_cli(args: Sequence[str] | None = None, run: bool = True) -> EditingCLI:
+    """Build (and with ``run=True`` run ``fit``) the CLI; ``args`` like ``["--config", "x.yaml"]``."""
+    import methods.base as registry
+
+    registry._discover()  # every method class must be importable by its class_path
+    argv = list(args or [])
+    if run and (not argv or argv[0] not in {"fit", "validate", "test", "predict"}):
+        argv = ["fit", *argv]
+    return EditingCLI(
+        EditingMethod,
+        FaceDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        args=argv,
+        run=run,
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,
+    )

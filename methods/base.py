@@ -1,0 +1,149 @@
+"""The editing contract every method subclasses, and the registry that names methods.
+
+A method is a ``LightningModule``: ``trainer.fit(method, datamodule)`` trains it (when it needs training),
+``method.edit(...)`` edits a batch. Images are float32 (B, 3, H, W) in [-1, 1]; attributes are float32
+(B, K) in {0, 1}, column k named ``method.attribute_names[k]`` (CelebA names).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+
+_REGISTRY: dict[str, type[EditingMethod]] = {}
+
+
+class EditingMethod(L.LightningModule):
+    """Base class of every editing method.
+
+    Capability flags (class attributes) tell the harness and the runner what a method can do:
+        multi_attribute:  one model edits every attribute in ``attribute_names``
+        supports_strength: ``strength`` scales the edit (1.0 = the method's nominal edit)
+        reference_guided: ``edit`` can take ``reference`` exemplars
+        needs_reference:  ``edit`` requires ``reference`` exemplars (the harness supplies seeded ones)
+        needs_training:   ``trainer.fit`` must run before ``edit`` is meaningful
+        synthetic_only:   only works on data sets with exact counterfactuals (the oracle)
+    """
+
+    method_name: ClassVar[str] = ""
+    multi_attribute: ClassVar[bool] = True
+    supports_strength: ClassVar[bool] = False
+    reference_guided: ClassVar[bool] = False
+    needs_reference: ClassVar[bool] = False
+    needs_training: ClassVar[bool] = True
+    synthetic_only: ClassVar[bool] = False
+
+    def __init__(self, attribute_names: Sequence[str], image_size: int = 64) -> None:
+        super().__init__()
+        if not attribute_names:
+            raise ValueError("a method needs at least one attribute name")
+        self.attribute_names = list(attribute_names)
+        self.image_size = int(image_size)
+
+    # -- the contract --------------------------------------------------------------------------------
+    def edit(
+        self,
+        images: torch.Tensor,
+        src_attrs: torch.Tensor,
+        tgt_attrs: torch.Tensor,
+        strength: float = 1.0,
+        reference: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Edit ``images`` from ``src_attrs`` to ``tgt_attrs``.
+
+        images:    (B, 3, H, W) float in [-1, 1]
+        src_attrs: (B, K) float in {0, 1}, the images' (annotated) attributes
+        tgt_attrs: (B, K) float in {0, 1}, the wanted attributes
+        strength:  scales the edit where ``supports_strength`` (0 = no edit, 1 = nominal)
+        reference: (B, 3, H, W) exemplars that have ``tgt_attrs``, for reference-guided methods
+        returns:   (B, 3, H, W) float in [-1, 1], same dtype and device as ``images``
+        """
+        raise NotImplementedError
+
+    def bind_datamodule(self, datamodule: Any) -> None:
+        """Called by the harness before editing; only reference points that read the data set use it."""
+
+    # -- helpers shared by every method -----------------------------------------------------------------
+    def attribute_index(self, name: str) -> int:
+        try:
+            return self.attribute_names.index(name)
+        except ValueError:
+            raise ValueError(
+                f"{self.method_name or type(self).__name__} was trained on {self.attribute_names}, not {name!r}"
+            ) from None
+
+    def check_edit_inputs(
+        self, images: torch.Tensor, src_attrs: torch.Tensor, tgt_attrs: torch.Tensor,
+        reference: torch.Tensor | None = None,
+    ) -> None:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
+        b, k = images.shape[0], len(self.attribute_names)
+        for name, a in (("src_attrs", src_attrs), ("tgt_attrs", tgt_attrs)):
+            if a.shape != (b, k):
+                raise ValueError(f"{name} must be ({b}, {k}) for attributes {self.attribute_names}, "
+                                 f"got {tuple(a.shape)}")
+        if self.needs_reference and reference is None:
+            raise ValueError(f"{self.method_name} is reference-guided: pass `reference` images")
+        if reference is not None and reference.shape != images.shape:
+            raise ValueError(f"reference must match images {tuple(images.shape)}, got {tuple(reference.shape)}")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["attredit_method"] = self.method_name
+
+    @classmethod
+    def capabilities(cls) -> dict[str, bool]:
+        return {k: bool(getattr(cls, k)) for k in (
+            "multi_attribute", "supports_strength", "reference_guided", "needs_reference",
+            "needs_training", "synthetic_only")}
+
+
+def register_method(name: str):
+    """Class decorator: ``@register_method("l2mgan")`` makes the method findable by name."""
+
+    def wrap(cls: type[EditingMethod]) -> type[EditingMethod]:
+        if not issubclass(cls, EditingMethod):
+            raise TypeError(f"{cls.__name__} must subclass EditingMethod")
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"method name {name!r} is already registered by {_REGISTRY[name].__name__}")
+        cls.method_name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def _discover() -> None:
+    """Import every subpackage/module of ``methods`` so their ``@register_method`` decorators run."""
+    import methods
+
+    for info in pkgutil.iter_modules(methods.__path__):
+        if info.name not in {"base", "common", "registry"}:
+            importlib.import_module(f"methods.{info.name}")
+
+
+def list_methods() -> list[str]:
+    _discover()
+    return sorted(_REGISTRY)
+
+
+def get_method(name: str) -> type[EditingMethod]:
+    _discover()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown method {name!r}; registered methods: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def load_method(checkpoint_path: str, map_location: str | torch.device = "cpu") -> EditingMethod:
+    """Load any registered method from a Lightning checkpoint (``weights_only=True``)."""
+    ckpt = torch.load(checkpoint_path, map_location=map_location, weights_only=True)
+    name = ckpt.get("attredit_method")
+    if not name:
+        raise ValueError(f"{checkpoint_path} is not an attredit-bench method checkpoint (no 'attredit_method')")
+    cls = get_method(name)
+    return cls.load_from_checkpoint(checkpoint_path, map_location=map_location, weights_only=True)

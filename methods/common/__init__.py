@@ -1,0 +1,1 @@
+"""Building blocks shared by the methods: layers, GAN losses, R1, EMA, training guards. One copy each."""
