@@ -20,6 +20,10 @@ _RESAMPLE = {
 }
 
 
+class CropError(ValueError):
+    """The configured crop does not fit an image: a configuration error, never skipped as a corrupt file."""
+
+
 @dataclass(frozen=True)
 class ResizeSpec:
     """How a source image becomes a (3, resolution, resolution) uint8 array.
@@ -64,7 +68,7 @@ def crop_box(width: int, height: int, crop_size: int | None,
     else:
         top, left = int(crop_offset[0]), int(crop_offset[1])
     if side > min(width, height) or top < 0 or left < 0 or top + side > height or left + side > width:
-        raise ValueError(f"crop of side {side} at (top={top}, left={left}) does not fit a {width}x{height} image")
+        raise CropError(f"crop of side {side} at (top={top}, left={left}) does not fit a {width}x{height} image")
     return left, top, left + side, top + side
 
 
@@ -72,7 +76,10 @@ def load_resized(path: str, spec: ResizeSpec) -> np.ndarray:
     """Read ``path`` fully (a truncated or corrupt file raises ``OSError``) and return uint8 (3, R, R)."""
     with Image.open(path) as img:
         width, height = img.size
-        left, top, right, bottom = crop_box(width, height, spec.crop_size, spec.crop_offset)
+        try:
+            left, top, right, bottom = crop_box(width, height, spec.crop_size, spec.crop_offset)
+        except CropError as err:
+            raise CropError(f"{path}: {err}; set crop_size / crop_offset to fit the images") from None
         side = right - left
         if spec.draft and img.format == "JPEG" and side > spec.resolution:
             # smallest DCT scale that keeps the crop at least `resolution` wide
@@ -87,9 +94,14 @@ def load_resized(path: str, spec: ResizeSpec) -> np.ndarray:
 
 
 def try_load_resized(job: tuple[str, ResizeSpec]) -> tuple[bool, np.ndarray | str]:
-    """Worker entry point: ``(True, array)`` or ``(False, "ErrorType: message")``; never raises on bad files."""
+    """Worker entry point: ``(True, array)`` or ``(False, "ErrorType: message")`` for an undecodable file.
+
+    A ``CropError`` (the crop does not fit) is a configuration error and propagates.
+    """
     path, spec = job
     try:
         return True, load_resized(path, spec)
+    except CropError:
+        raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         return False, f"{type(err).__name__}: {err}"
