@@ -144,3 +144,16 @@ def test_count_mismatches(tmp_path):
     with pytest.raises(AnnotationError, match="5 rows"):
         make(tmp_path / "c", tmp_path).setup()
     assert cache_files(tmp_path) == []
+
+
+def test_process_pool_matches_serial_and_fails_cleanly(tmp_path):
+    write_celebahq(tmp_path / "hq", n=70, size=24)  # >= SERIAL_BELOW images: decoded by a process pool
+    pooled = make(tmp_path / "hq", tmp_path, preprocess_workers=2)
+    pooled.prepare_data()
+    serial = make(tmp_path / "hq", tmp_path / "serial", preprocess_workers=1)
+    serial.prepare_data()
+    assert np.array_equal(pooled.cache.open(), serial.cache.open())
+    corrupt_file(tmp_path / "hq" / "CelebA-HQ-img" / "65.jpg", "truncate")
+    with pytest.raises(CorruptImageError, match="65.jpg"):
+        make(tmp_path / "hq", tmp_path / "broken", preprocess_workers=2).prepare_data()
+    assert not any((tmp_path / "broken" / "cache").iterdir())

@@ -16,7 +16,7 @@ import shutil
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,6 +143,8 @@ def _build(folder: Path, paths: Sequence[str], names: Sequence[str], spec: Resiz
         tmp.unlink(missing_ok=True)
         if created:
             shutil.rmtree(folder, ignore_errors=True)
+            with suppress(OSError):
+                folder.parent.rmdir()  # the data set's folder too, when this left it empty
         else:
             images_path.unlink(missing_ok=True)
         raise
