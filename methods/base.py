@@ -95,6 +95,11 @@ class EditingMethod(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["attredit_method"] = self.method_name
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is not None and getattr(dm, "hparams", None):
+            # the data set the method was trained on, so scoring can rebuild it from the checkpoint alone
+            checkpoint["attredit_data"] = {"class_path": f"{type(dm).__module__}.{type(dm).__qualname__}",
+                                           "init_args": dict(dm.hparams)}
 
     @classmethod
     def capabilities(cls) -> dict[str, bool]:

@@ -29,7 +29,7 @@ from datamodules.synthfaces.render import (
 )
 
 log = logging.getLogger(__name__)
-RENDER_VERSION = 1  # bump when the renderer's output changes, to invalidate caches
+RENDER_VERSION = 2  # bump when the renderer's output changes, to invalidate caches
 RENDER_CHUNK = 64   # small chunks keep the per-pixel tensors in cache: ~4x faster than one big batch
 
 
@@ -148,6 +148,7 @@ class SynthFacesDataModule(FaceDataModule):
         cache_dir: str | None = None,
     ) -> None:
         super().__init__(attributes, resolution, batch_size, num_workers, seed)
+        self.save_hyperparameters()
         if not 32 <= resolution <= 256:
             raise ValueError(f"synthfaces renders 32 to 256 px, got {resolution}")
         if len(split_fractions) != 3 or abs(sum(split_fractions) - 1) > 1e-6 or min(split_fractions) <= 0:

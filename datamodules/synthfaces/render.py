@@ -70,8 +70,13 @@ def _col(v: torch.Tensor) -> torch.Tensor:
 
 
 def _ellipse(x, y, cx, cy, a, b) -> torch.Tensor:
-    k = torch.sqrt(((x - _col(cx)) / _col(a)) ** 2 + ((y - _col(cy)) / _col(b)) ** 2 + 1e-12)
-    return (k - 1) * torch.minimum(_col(a), _col(b))
+    """Signed distance to an ellipse, first-order accurate near the edge (k - 1) / |grad k|, so flat ellipses
+    get a one-pixel anti-aliased rim, not a rim stretched along their long axis."""
+    a, b = _col(a), _col(b)
+    kx, ky = (x - _col(cx)) / a, (y - _col(cy)) / b
+    k = torch.sqrt(kx**2 + ky**2 + 1e-12)
+    grad = torch.sqrt((kx / a) ** 2 + (ky / b) ** 2 + 1e-12)
+    return torch.where(k < 0.5, (k - 1) * torch.minimum(a, b), (k - 1) * k / grad)
 
 
 def _superellipse(x, y, cx, cy, a, b, n) -> torch.Tensor:

@@ -1,0 +1,102 @@
+"""The attribute classifier: timm ResNet18, multi-label over ALL the data set's attributes.
+
+Trained by a LightningModule on the train split, selected on val, cached on disk keyed by (data set
+configuration, resolution, seed, training settings). Its per-attribute test accuracy is the ceiling of the
+attribute metrics and is reported beside every score.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from datamodules.base import FaceDataModule
+from evaluators.networks import FeatureNet
+from evaluators.training import cached_evaluator, clone_all_attributes, fit_quietly
+
+log = logging.getLogger(__name__)
+
+
+class AttributeClassifier(L.LightningModule):
+    """images (B, 3, H, W) in [-1, 1] -> logits (B, K) over ``attribute_names``."""
+
+    def __init__(self, attribute_names: list[str], image_size: int, lr: float = 1e-3, weight_decay: float = 1e-4,
+                 hflip: bool = True) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.attribute_names = list(attribute_names)
+        self.net = FeatureNet(image_size, len(attribute_names))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 512) pooled features: the realism fallback's feature space."""
+        return self.net.features(images)
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """Predicted attributes (B, K) in {0, 1}."""
+        return (self(images) > 0).float()
+
+    def training_step(self, batch, batch_idx):
+        x = batch["image"]
+        if self.hparams.hflip:  # every attribute we use is left-right symmetric
+            flip = torch.rand(x.shape[0], device=x.device) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        loss = F.binary_cross_entropy_with_logits(self(x), batch["attrs"])
+        self.log("train_loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        acc = ((self(batch["image"]) > 0).float() == batch["attrs"]).float().mean()
+        self.log("val_acc", acc, prog_bar=True, sync_dist=True)
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        steps = self.trainer.estimated_stepping_batches
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=self.hparams.lr, total_steps=int(steps), pct_start=0.15), "interval": "step"}}
+
+
+@dataclass
+class ClassifierReport:
+    model: AttributeClassifier
+    test_accuracy: dict[str, float]
+    cache_path: str
+
+
+@torch.no_grad()
+def per_attribute_accuracy(model: AttributeClassifier, dm: FaceDataModule, split: str = "test") -> dict[str, float]:
+    model.eval()
+    correct, total = None, 0
+    for batch in dm._loader(split, shuffle=False):
+        hit = (model.predict(batch["image"]) == batch["attrs"]).float().sum(0)
+        correct = hit if correct is None else correct + hit
+        total += batch["image"].shape[0]
+    return {a: float(c / total) for a, c in zip(dm.attribute_names, correct)}
+
+
+def get_attribute_classifier(dm: FaceDataModule, epochs: int = 6, batch_size: int = 128, lr: float = 2e-3,
+                             seed: int = 0, retrain: bool = False) -> ClassifierReport:
+    """Train (or load from the cache) the attribute classifier of ``dm``'s data set, over all its attributes."""
+    full = clone_all_attributes(dm)
+    settings = {"kind": "attribute_classifier", "data": full.config_key(), "epochs": epochs,
+                "batch_size": batch_size, "lr": lr, "seed": seed, "version": 1}
+
+    def train() -> tuple[AttributeClassifier, dict]:
+        L.seed_everything(seed, workers=True)
+        full.batch_size = batch_size
+        model = AttributeClassifier(full.attribute_names, full.resolution, lr=lr)
+        fit_quietly(model, full, epochs, desc="attribute classifier")
+        return model, {"test_accuracy": per_attribute_accuracy(model, full)}
+
+    def build(meta: dict) -> AttributeClassifier:
+        return AttributeClassifier(full.attribute_names, full.resolution, lr=lr)
+
+    model, meta, path = cached_evaluator(settings, train, build, retrain=retrain)
+    return ClassifierReport(model.eval(), meta["test_accuracy"], path)

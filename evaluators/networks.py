@@ -1,0 +1,34 @@
+"""Backbones of the evaluator networks (never used by methods: the fairness rule)."""
+
+from __future__ import annotations
+
+import timm
+import torch
+from torch import nn
+
+
+def resnet18_backbone(image_size: int) -> nn.Module:
+    """timm ResNet18 without its classifier (no pretrained download): (B, 3, H, W) -> (B, 512).
+
+    Below 64 px the stem's max-pool is dropped so small faces keep enough spatial detail (a 32 px face would
+    otherwise be 8x8 after the stem).
+    """
+    net = timm.create_model("resnet18", pretrained=False, num_classes=0)
+    if image_size < 64:
+        net.maxpool = nn.Identity()
+    return net
+
+
+class FeatureNet(nn.Module):
+    """Backbone + linear head. ``features`` gives the 512-d pooled features, ``forward`` the head's output."""
+
+    def __init__(self, image_size: int, num_outputs: int) -> None:
+        super().__init__()
+        self.backbone = resnet18_backbone(image_size)
+        self.head = nn.Linear(self.backbone.num_features, num_outputs)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.backbone(images)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(images))

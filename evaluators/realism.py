@@ -1,0 +1,151 @@
+"""Realism: Fréchet distance and KID of edited test images against the real training images.
+
+Feature spaces behind a registry:
+  * ``inception-v3-compat`` — torch-fidelity's Inception-v3 (the TF-FID weights): the row says ``fid``.
+    Weights come from ``weights_path`` / ``$ATTREDIT_INCEPTION_WEIGHTS`` or torch.hub's cache
+    (``$TORCH_HOME/hub/checkpoints/weights-inception-2015-12-05-6726825d.pth``); torch-fidelity downloads them
+    there for an online user when this backend is asked for explicitly.
+  * ``attrclf-resnet18`` — the pooled 512-d features of the suite's attribute classifier; always available
+    offline, and labelled ``fd_attrclf-resnet18`` in every table (never called FID).
+``auto`` picks Inception when its weights are on disk, else the classifier's features, and says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from datamodules.base import FaceDataModule, float_to_uint8
+from datamodules.cache import atomic_torch_save, cache_root, config_hash
+from evaluators.frechet import feature_stats
+
+log = logging.getLogger(__name__)
+
+INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + INCEPTION_FILE
+
+
+class MissingWeightsError(FileNotFoundError):
+    """Weights of a feature extractor are not on disk and could not be fetched."""
+
+
+def inception_weights_path(weights_path: str | None = None) -> str:
+    """Where the Inception weights are (or must go)."""
+    if weights_path or os.environ.get("ATTREDIT_INCEPTION_WEIGHTS"):
+        return str(weights_path or os.environ["ATTREDIT_INCEPTION_WEIGHTS"])
+    return os.path.join(torch.hub.get_dir(), "checkpoints", INCEPTION_FILE)
+
+
+@dataclass
+class FeatureSpace:
+    """A named feature extractor: images float (B, 3, H, W) in [-1, 1] -> (B, D)."""
+
+    name: str          # e.g. "inception-v3-compat"
+    metric_name: str   # the column label: "fid" or "fd_<name>"
+    extract: Callable[[torch.Tensor], torch.Tensor]
+    resizer: str       # how images reach the extractor's input size
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.extract(images).float()
+
+
+def _inception(weights_path: str | None, allow_download: bool, device: torch.device) -> FeatureSpace:
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    path = inception_weights_path(weights_path)
+    if not os.path.exists(path):
+        if not allow_download:
+            raise MissingWeightsError(
+                f"Inception-v3 weights for FID not found. Put {INCEPTION_FILE} (from {INCEPTION_URL}) at {path}, "
+                "or pass its path with --inception-weights / $ATTREDIT_INCEPTION_WEIGHTS.")
+        try:  # online: let torch.hub fetch it into its cache, as torch-fidelity would
+            torch.hub.load_state_dict_from_url(INCEPTION_URL, progress=True, file_name=INCEPTION_FILE)
+        except Exception as err:
+            raise MissingWeightsError(
+                f"could not download {INCEPTION_URL} ({err}). Offline, put {INCEPTION_FILE} at {path} "
+                "or pass its path with --inception-weights.") from err
+    net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=path)
+    net = net.to(device).eval()
+
+    def extract(images: torch.Tensor) -> torch.Tensor:
+        (feats,) = net(float_to_uint8(images).to(device))  # uint8 in, resized to 299 inside torch-fidelity
+        return feats
+
+    return FeatureSpace("inception-v3-compat", "fid", extract, "torch-fidelity bilinear to 299 (TF-compatible)")
+
+
+def _classifier_features(classifier: nn.Module) -> FeatureSpace:
+    def extract(images: torch.Tensor) -> torch.Tensor:
+        return classifier.features(images)
+
+    return FeatureSpace("attrclf-resnet18", "fd_attrclf-resnet18", extract, "none (native resolution)")
+
+
+def build_feature_space(backend: str, classifier: nn.Module, weights_path: str | None = None,
+                        device: torch.device | str = "cpu") -> FeatureSpace:
+    """``backend``: "auto", "inception" (downloads for an online user if needed) or "attrclf"."""
+    device = torch.device(device)
+    if backend == "inception":
+        return _inception(weights_path, allow_download=True, device=device)
+    if backend == "auto":
+        if os.path.exists(inception_weights_path(weights_path)):
+            return _inception(weights_path, allow_download=False, device=device)
+        log.warning("FID unavailable offline: %s not found at %s; reporting the Fréchet distance in the attribute "
+                    "classifier's ResNet18 feature space (fd_attrclf-resnet18) instead.", INCEPTION_FILE,
+                    inception_weights_path(weights_path))
+        return _classifier_features(classifier)
+    if backend == "attrclf":
+        return _classifier_features(classifier)
+    raise ValueError(f"unknown realism backend {backend!r}; choose auto, inception or attrclf")
+
+
+@dataclass
+class ReferenceStats:
+    mu: np.ndarray
+    sigma: np.ndarray
+    features: np.ndarray  # a subset for KID
+    n: int
+
+
+def reference_stats(space: FeatureSpace, dm: FaceDataModule, split: str = "train", max_images: int = 50_000,
+                    kid_images: int = 5_000, key_extra: dict | None = None, batch_size: int = 128
+                    ) -> ReferenceStats:
+    """Statistics of the real ``split`` images in ``space``, cached by everything that changes them."""
+    ds = dm.dataset(split)
+    n = min(len(ds), max_images)
+    key = {"data": dm.config_key(), "split": split, "n": n, "space": space.name, "resizer": space.resizer,
+           "kid_images": kid_images, **(key_extra or {})}
+    path = os.path.join(cache_root(), "realism", f"{space.name}-{config_hash(key)}.pt")
+    if os.path.exists(path):
+        try:
+            blob = torch.load(path, weights_only=True)
+            return ReferenceStats(blob["mu"].numpy(), blob["sigma"].numpy(), blob["features"].numpy(), n)
+        except Exception as err:
+            log.warning("realism cache %s unreadable (%s); recomputing", path, err)
+    feats = []
+    for s in tqdm(range(0, n, batch_size), desc=f"real {split} features ({space.name})", unit="batch"):
+        batch = torch.stack([ds[i]["image"] for i in range(s, min(n, s + batch_size))])
+        feats.append(space(batch).cpu())
+    f = torch.cat(feats)
+    mu, sigma = feature_stats(f)
+    g = torch.Generator().manual_seed(0)
+    sub = f[torch.randperm(len(f), generator=g)[:kid_images]].double()
+    atomic_torch_save({"mu": torch.from_numpy(mu), "sigma": torch.from_numpy(sigma), "features": sub, "key": key},
+                      path)
+    return ReferenceStats(mu, sigma, sub.numpy(), n)
+
+
+def resize_for(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear (antialiased) resize of (B, 3, H, W) images to ``size`` (no-op when equal)."""
+    if images.shape[-1] == size:
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)

@@ -1,0 +1,122 @@
+"""One entry point: build the evaluators of a data set once, then score any method into a result row."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from datamodules.base import FaceDataModule
+from evaluators.classifier import get_attribute_classifier
+from evaluators.harness import EvaluatorBundle, ScoringModule
+from evaluators.identity_encoder import get_identity_encoder
+from evaluators.realism import build_feature_space, reference_stats
+from methods.base import EditingMethod
+
+log = logging.getLogger(__name__)
+
+#: every column of scores.csv, in order (see docs/metrics.md for how each is computed)
+SCORE_COLUMNS = [
+    "method", "dataset", "resolution", "attribute", "strength", "n_images",
+    "attr_acc", "attr_acc_add", "attr_acc_remove", "attr_preservation", "id_sim", "id_match",
+    "realism_metric", "realism", "realism_floor", "kid",
+    "cf_l1", "cf_l1_in", "cf_l1_out", "cf_psnr", "cf_ssim",
+    "edit_ms", "edit_batch_size", "device", "params_m",
+    "classifier_acc", "id_encoder_auc", "id_encoder_tar", "id_threshold", "id_backend",
+    "feature_extractor", "resizer", "n_real", "reference_split", "seed", "code_version", "timestamp",
+]
+
+
+@dataclass
+class EvaluatorConfig:
+    """How the evaluator networks are trained and how realism is measured (cached by all of it)."""
+
+    classifier_epochs: int = 6
+    identity_epochs: int = 8
+    batch_size: int = 128
+    seed: int = 0
+    realism: str = "auto"             # auto | inception | attrclf
+    inception_weights: str | None = None
+    realism_real_images: int = 50_000  # real train images in the reference statistics (capped by the split)
+    kid_images: int = 5_000
+
+
+def build_evaluators(dm: FaceDataModule, cfg: EvaluatorConfig | None = None) -> EvaluatorBundle:
+    cfg = cfg or EvaluatorConfig()
+    dm.setup()
+    clf = get_attribute_classifier(dm, epochs=cfg.classifier_epochs, batch_size=cfg.batch_size, seed=cfg.seed)
+    log.info("attribute classifier test accuracy: %s", clf.test_accuracy)
+    ident = get_identity_encoder(dm, epochs=cfg.identity_epochs, batch_size=cfg.batch_size, seed=cfg.seed)
+    log.info("identity encoder: ROC AUC %.4f, TAR@FAR=%g %.4f, threshold %.4f", ident.roc_auc, ident.far,
+             ident.tar_at_far, ident.threshold)
+    space = build_feature_space(cfg.realism, clf.model, cfg.inception_weights)
+    key_extra = {"classifier": clf.cache_path} if space.name == "attrclf-resnet18" else {}
+    ref = reference_stats(space, dm, "train", cfg.realism_real_images, cfg.kid_images, key_extra)
+    return EvaluatorBundle(clf, ident, space, ref)
+
+
+def code_version() -> str:
+    try:
+        root = Path(__file__).resolve().parent.parent
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5)
+        if rev.returncode == 0:
+            return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    from importlib.metadata import version
+
+    return f"v{version('attredit-bench')}"
+
+
+def score(method: EditingMethod, dm: FaceDataModule, attribute: str, bundle: EvaluatorBundle,
+          strength: float = 1.0, max_images: int | None = None, batch_size: int = 64, seed: int = 0,
+          trainer_kwargs: dict | None = None) -> dict:
+    """Score ``method`` on flipping ``attribute`` over ``dm``'s test split; returns one row (SCORE_COLUMNS)."""
+    if method.synthetic_only and not dm.has_counterfactuals:
+        raise ValueError(f"{method.method_name} only runs on data sets with exact counterfactuals")
+    if list(method.attribute_names) != list(dm.attribute_names):
+        raise ValueError(f"{method.method_name} edits {method.attribute_names} but the data module selects "
+                         f"{dm.attribute_names}; build the data module with the method's attributes")
+    method.bind_datamodule(dm)
+    module = ScoringModule(method, bundle, dm, attribute, strength, max_images, batch_size, seed)
+    kwargs = {"accelerator": "cpu", "devices": 1, "logger": False, "enable_checkpointing": False,
+              "enable_model_summary": False, "inference_mode": False, "use_distributed_sampler": False,
+              **(trainer_kwargs or {})}
+    trainer = L.Trainer(**kwargs)
+    (logged,) = trainer.test(module, verbose=False)
+    r = module.results or {k: float(v) for k, v in logged.items()}
+    nan = float("nan")
+    row = {
+        "method": method.method_name, "dataset": dm.name, "resolution": dm.resolution, "attribute": attribute,
+        "strength": float(strength), "n_images": int(r.get("n_images", 0)),
+        **{k: r.get(k, nan) for k in ("attr_acc", "attr_acc_add", "attr_acc_remove", "attr_preservation",
+                                      "id_sim", "id_match", "realism", "realism_floor", "kid", "cf_l1",
+                                      "cf_l1_in", "cf_l1_out", "cf_psnr", "cf_ssim", "edit_ms")},
+        "realism_metric": bundle.space.metric_name, "edit_batch_size": batch_size,
+        "device": str(trainer.strategy.root_device.type) + f"x{trainer.world_size}",
+        "params_m": sum(p.numel() for p in method.parameters()) / 1e6,
+        "classifier_acc": bundle.classifier.test_accuracy.get(attribute, nan),
+        "id_encoder_auc": bundle.identity.roc_auc, "id_encoder_tar": bundle.identity.tar_at_far,
+        "id_threshold": bundle.identity.threshold, "id_backend": bundle.identity.backend,
+        "feature_extractor": bundle.space.name, "resizer": bundle.space.resizer, "n_real": bundle.reference.n,
+        "reference_split": "train", "seed": seed, "code_version": code_version(),
+        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    return {k: row[k] for k in SCORE_COLUMNS}
+
+
+def describe(bundle: EvaluatorBundle) -> dict:
+    return {"classifier_test_accuracy": bundle.classifier.test_accuracy,
+            "identity": {k: v for k, v in asdict(bundle.identity).items() if k != "model"},
+            "realism": {"space": bundle.space.name, "metric": bundle.space.metric_name, "n_real": bundle.reference.n}}
+
+
+__all__ = ["SCORE_COLUMNS", "EvaluatorConfig", "build_evaluators", "score", "describe", "torch"]

@@ -1,0 +1,63 @@
+"""How evaluator networks are trained once and cached (atomically) by everything that changes them."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+
+from datamodules.base import FaceDataModule
+from datamodules.cache import atomic_torch_save, cache_root, config_hash
+
+log = logging.getLogger(__name__)
+
+
+def clone_all_attributes(dm: FaceDataModule) -> FaceDataModule:
+    """A copy of ``dm`` (same data, same splits) that selects every attribute of the data set."""
+    params = inspect.signature(type(dm).__init__).parameters
+    kwargs = {}
+    for name in params:
+        if name in ("self", "attributes"):
+            continue
+        if hasattr(dm, name):
+            kwargs[name] = getattr(dm, name)
+        elif name in getattr(dm, "hparams", {}):
+            kwargs[name] = dm.hparams[name]
+    clone = type(dm)(attributes=None, **kwargs)
+    if getattr(dm, "world", None) is not None and hasattr(clone, "world"):
+        clone.world = dm.world  # synthfaces: reuse the sampled factors
+    clone.setup()
+    return clone
+
+
+def fit_quietly(model: L.LightningModule, dm: FaceDataModule, epochs: int, desc: str) -> None:
+    """Fit ``model`` for ``epochs`` on CPU/GPU (whatever is there) without writing logs or checkpoints."""
+    log.info("training %s for %d epochs", desc, epochs)
+    trainer = L.Trainer(max_epochs=epochs, accelerator="auto", devices=1, logger=False,
+                        enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
+                        deterministic=False)
+    trainer.fit(model, datamodule=dm)
+
+
+def cached_evaluator(settings: dict[str, Any], train: Callable[[], tuple[torch.nn.Module, dict]],
+                     build: Callable[[dict], torch.nn.Module], retrain: bool = False
+                     ) -> tuple[torch.nn.Module, dict, str]:
+    """Load the evaluator keyed by ``settings`` from the cache, or ``train`` it and cache it atomically."""
+    path = os.path.join(cache_root(), "evaluators", f"{settings['kind']}-{config_hash(settings)}.pt")
+    if os.path.exists(path) and not retrain:
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            model = build(blob["meta"])
+            model.load_state_dict(blob["state_dict"])
+            log.info("loaded %s from %s", settings["kind"], path)
+            return model, blob["meta"], path
+        except Exception as err:  # an unreadable cache is retrained, never trusted
+            log.warning("cached evaluator %s unreadable (%s); retraining", path, err)
+    model, meta = train()
+    atomic_torch_save({"settings": settings, "meta": meta, "state_dict": model.state_dict()}, path)
+    return model, meta, path
