@@ -131,6 +131,9 @@ def test_count_and_partition_mismatches(tmp_path):
     attr = tmp_path / "d" / "celeba" / "list_attr_celeba.txt"
     attr.write_text(attr.read_text().replace("000003.jpg -1", "000003.jpg  0", 1).replace("000003.jpg  1",
                                                                                           "000003.jpg  0", 1))
-    with pytest.raises(AnnotationError, match=":5: attribute values must be -1 or 1"):
+    with pytest.raises(AnnotationError, match=r"values must be -1 or 1; row 3 \(000003\.jpg\)"):
+        make(tmp_path / "d", tmp_path).setup()
+    attr.write_text(attr.read_text().replace("000004.jpg", "000004.jpg 1", 1))
+    with pytest.raises(AnnotationError, match="unequal width"):
         make(tmp_path / "d", tmp_path).setup()
     assert cache_files(tmp_path) == []

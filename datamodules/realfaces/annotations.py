@@ -1,4 +1,4 @@
-"""Parsers of the CelebA / CelebAMask-HQ text annotation files, with errors that name file and line.
+"""Parsers of the CelebA / CelebAMask-HQ text annotation files, with errors that name the file and the row.
 
 Formats (whitespace-separated; values of attributes are -1 or 1):
     attribute file   line 1: <count>; line 2: the attribute names; then ``<file> <v_1> ... <v_K>``
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from datamodules.base import DataLayoutError
 
@@ -42,51 +43,61 @@ def _lines(path: Path) -> list[str]:
 
 
 def read_attribute_file(path: Path) -> AttributeTable:
-    """Parse an attribute file; checks the count line against the rows and every row's width and values."""
-    lines = _lines(path)
-    if len(lines) < 2:
-        raise AnnotationError(f"{path}: expected a count line and a header line of attribute names")
+    """Parse an attribute file; checks the count line against the rows and every row's width and values.
+
+    The rows are parsed by pandas' C reader (CelebA's 202,599 x 40 table in about a second).
+    """
+    with open(path, encoding="utf-8") as f:
+        first, second = f.readline(), f.readline()
     try:
-        count = int(lines[0].strip())
+        count = int(first.strip())
     except ValueError:
-        raise AnnotationError(f"{path}:1: expected the number of images, got {lines[0][:80]!r}") from None
-    names = lines[1].split()
-    rows = [(n + 3, line.split()) for n, line in enumerate(lines[2:]) if line.strip()]
-    if count != len(rows):
-        raise AnnotationError(f"{path}: the count line says {count} images but the file has {len(rows)} rows")
-    width = len(names) + 1
-    for lineno, parts in rows:
-        if len(parts) != width:
-            raise AnnotationError(f"{path}:{lineno}: expected a file name and {len(names)} values, "
-                                  f"got {len(parts)} fields")
-    files = [parts[0] for _, parts in rows]
+        raise AnnotationError(f"{path}:1: expected the number of images, got {first.strip()[:80]!r}") from None
+    names = second.split()
+    if not names:
+        raise AnnotationError(f"{path}:2: expected the attribute names")
     try:
-        raw = np.array([parts[1:] for _, parts in rows], dtype=np.int8).reshape(len(rows), len(names))
-        valid = bool(np.isin(raw, (-1, 1)).all())
-    except (ValueError, OverflowError):
-        valid = False
-    if not valid:
-        lineno, parts = next(((n, p) for n, p in rows if not set(p[1:]) <= {"-1", "1"}), (0, []))
-        raise AnnotationError(f"{path}:{lineno}: attribute values must be -1 or 1, got {parts[1:6]}...")
+        table = pd.read_csv(path, sep=r"\s+", skiprows=2, header=None, dtype={0: str}, engine="c")
+    except pd.errors.EmptyDataError:
+        table = pd.DataFrame(columns=range(len(names) + 1))
+    except pd.errors.ParserError as err:
+        raise AnnotationError(f"{path}: rows of unequal width after the 2 header lines ({err})") from None
+    if count != len(table):
+        raise AnnotationError(f"{path}: the count line says {count} images but the file has {len(table)} rows")
+    if table.shape[1] != len(names) + 1:
+        raise AnnotationError(f"{path}: rows hold {table.shape[1] - 1} values but line 2 names {len(names)} "
+                              "attributes")
+    files = [str(f) for f in table[0]]
+    values = table.iloc[:, 1:].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.nonzero(~np.isin(values, (-1, 1)).all(axis=1))[0]
+    if bad.size:
+        row = int(bad[0])
+        raise AnnotationError(f"{path}: attribute values must be -1 or 1; row {row + 1} ({files[row]}) has "
+                              f"{table.iloc[row, 1:].tolist()[:8]}...")
     if len(set(files)) != len(files):
         raise AnnotationError(f"{path}: duplicate file names")
-    return AttributeTable(names=names, files=files, values=(raw > 0).astype(np.int8))
+    return AttributeTable(names=names, files=files, values=(values > 0).astype(np.int8))
 
 
-def read_file_int_map(path: Path) -> dict[str, int]:
-    """Parse ``<file> <integer>`` rows into a dict (list_eval_partition.txt, identity_CelebA.txt)."""
-    out: dict[str, int] = {}
-    for lineno, line in enumerate(_lines(path), start=1):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 2:
-            raise AnnotationError(f"{path}:{lineno}: expected '<file> <integer>', got {line[:80]!r}")
-        try:
-            out[parts[0]] = int(parts[1])
-        except ValueError:
-            raise AnnotationError(f"{path}:{lineno}: expected an integer, got {parts[1]!r}") from None
-    return out
+def read_file_int_map(path: Path) -> pd.Series:
+    """Parse ``<file> <integer>`` rows (list_eval_partition.txt, identity_CelebA.txt): a Series file -> int."""
+    try:
+        table = pd.read_csv(path, sep=r"\s+", header=None, dtype={0: str}, engine="c")
+    except pd.errors.EmptyDataError:
+        return pd.Series([], dtype=np.int64)
+    except pd.errors.ParserError as err:
+        raise AnnotationError(f"{path}: expected '<file> <integer>' rows ({err})") from None
+    if table.shape[1] != 2:
+        raise AnnotationError(f"{path}: expected '<file> <integer>' rows, got {table.shape[1]} columns")
+    numbers = pd.to_numeric(table[1], errors="coerce")
+    bad = np.nonzero(numbers.isna().to_numpy() | (numbers.to_numpy() % 1 != 0))[0]
+    if bad.size:
+        raise AnnotationError(f"{path}: row {bad[0] + 1} ({table.iloc[bad[0], 0]}): expected an integer, "
+                              f"got {table.iloc[bad[0], 1]!r}")
+    series = pd.Series(numbers.to_numpy(dtype=np.int64), index=table[0].astype(str).to_numpy())
+    if not series.index.is_unique:
+        raise AnnotationError(f"{path}: duplicate file names, e.g. {series.index[series.index.duplicated()][0]}")
+    return series
 
 
 def read_hq_mapping(path: Path) -> list[str]:
@@ -105,9 +116,10 @@ def read_hq_mapping(path: Path) -> list[str]:
     return orig
 
 
-def lookup(table: dict[str, int], keys: list[str], path: Path, what: str) -> np.ndarray:
+def lookup(table: pd.Series, keys: list[str], path: Path, what: str) -> np.ndarray:
     """``table[k]`` for every key as int64; an ``AnnotationError`` naming missing keys otherwise."""
-    missing = [k for k in keys if k not in table]
+    found = table.reindex(keys)
+    missing = [keys[i] for i in np.nonzero(found.isna().to_numpy())[0][:5]]
     if missing:
-        raise AnnotationError(f"{path} has no {what} for {len(missing)} image(s), e.g. {missing[:5]}")
-    return np.array([table[k] for k in keys], dtype=np.int64)
+        raise AnnotationError(f"{path} has no {what} for {int(found.isna().sum())} image(s), e.g. {missing}")
+    return found.to_numpy(dtype=np.int64)
