@@ -74,6 +74,7 @@ class CelebADataModule(RealFaceDataModule):
     ) -> None:
         super().__init__(root, attributes, resolution, batch_size, num_workers, seed, cache_dir, skip_corrupt,
                          preprocess_workers, crop_size, crop_offset, resample, draft)
+        self.save_hyperparameters()  # plain types: checkpoints record the data set for scoring
 
     @property
     def all_attribute_names(self) -> list[str]:

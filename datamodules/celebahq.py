@@ -96,6 +96,7 @@ class CelebAHQDataModule(RealFaceDataModule):
         self.test_size = int(test_size)
         super().__init__(root, attributes, resolution, batch_size, num_workers, seed, cache_dir, skip_corrupt,
                          preprocess_workers, crop_size, crop_offset, resample, draft)
+        self.save_hyperparameters()  # plain types: checkpoints record the data set for scoring
 
     @property
     def all_attribute_names(self) -> list[str]:

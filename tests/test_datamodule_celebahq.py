@@ -42,6 +42,8 @@ def test_schema_attributes_and_identities(tmp_path):
         assert ds[i]["attrs"].tolist() == expected.tolist()
         assert int(ds[i]["identity"]) == info.identity[hq]
     assert build_datamodule("celebahq", root=str(tmp_path / "hq"), cache_dir=str(tmp_path / "cache")).name == "celebahq"
+    rebuilt = CelebAHQDataModule(**dict(dm.hparams))  # what scoring does with a checkpoint's data record
+    assert rebuilt.attribute_names == ["Young", "Smiling"] and rebuilt.resolution == 16
 
 
 def test_pixels_match_a_plain_decode(tmp_path):
