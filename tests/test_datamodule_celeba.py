@@ -136,4 +136,10 @@ def test_count_and_partition_mismatches(tmp_path):
     attr.write_text(attr.read_text().replace("000004.jpg", "000004.jpg 1", 1))
     with pytest.raises(AnnotationError, match="unequal width"):
         make(tmp_path / "d", tmp_path).setup()
+
+    write_celeba(tmp_path / "e", n=6)
+    attr = tmp_path / "e" / "celeba" / "list_attr_celeba.txt"
+    attr.write_text(attr.read_text().replace(" Smiling ", " Smile ", 1))
+    with pytest.raises(AnnotationError, match=r"no column\(s\) \['Smiling'\]"):
+        make(tmp_path / "e", tmp_path, attributes=["Smiling"]).setup()
     assert cache_files(tmp_path) == []

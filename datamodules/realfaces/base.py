@@ -150,9 +150,11 @@ class RealFaceDataModule(FaceDataModule):
         if self._layout is None:
             if not self.root.is_dir():
                 raise DataLayoutError(f"data root {self.root} does not exist.\nExpected layout:\n{self.layout_help}")
-            self._layout = self.read_layout()
-            log.info("%s: %d images, split protocol %r", self.name, len(self._layout.files),
-                     self._layout.split_protocol)
+            lay = self.read_layout()
+            missing = [a for a in self.attribute_names if a not in lay.attribute_names]
+            if missing:  # checked before the (long) preprocessing
+                raise AnnotationError(f"{lay.annotation} has no column(s) {missing}; it has {lay.attribute_names}")
+            self._layout = lay
         return self._layout
 
     def _build_cache(self) -> ImageCache:
@@ -174,9 +176,6 @@ class RealFaceDataModule(FaceDataModule):
             return
         lay = self.layout()
         cache = self._build_cache()
-        missing = [a for a in self.attribute_names if a not in lay.attribute_names]
-        if missing:
-            raise AnnotationError(f"{self.name}: the attribute file has no column(s) {missing}")
         columns = [lay.attribute_names.index(a) for a in self.attribute_names]
         ok = np.ones(len(lay.files), dtype=bool)
         ok[list(cache.corrupt)] = False
