@@ -31,7 +31,7 @@ def datamodule_from_checkpoint(ckpt_path: str) -> FaceDataModule | None:
         return None
     module, _, name = spec["class_path"].rpartition(".")
     cls = getattr(importlib.import_module(module), name)
-    return cls(**spec["init_args"])
+    return cls(**{k: v for k, v in spec["init_args"].items() if not k.startswith("_")})
 
 
 def load_method_and_data(method: str, ckpt: str | None, data: str | None, data_root: str | None,

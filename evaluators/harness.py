@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Sampler
+from torchmetrics import Metric
 from torchmetrics.aggregation import SumMetric
 
 from datamodules.base import FaceDataModule
@@ -113,6 +114,13 @@ class ScoringModule(L.LightningModule):
         world, rank = self.trainer.world_size, self.trainer.global_rank
         return DataLoader(self.dm.dataset("test"), batch_size=self.batch_size,
                           sampler=ShardSampler(self.indices, rank, world), num_workers=self.dm.num_workers)
+
+    def on_test_start(self) -> None:
+        # Fresh state tensors in every process: under ddp_spawn the pickled module's tensors live in shared
+        # memory, so without this every rank would add into the same storage.
+        for m in self.modules():
+            if isinstance(m, Metric):
+                m.reset()
 
     def _features(self, images: torch.Tensor) -> torch.Tensor:
         return self.space(images)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,23 +43,54 @@ def inception_weights_path(weights_path: str | None = None) -> str:
     return os.path.join(torch.hub.get_dir(), "checkpoints", INCEPTION_FILE)
 
 
-@dataclass
-class FeatureSpace:
-    """A named feature extractor: images float (B, 3, H, W) in [-1, 1] -> (B, D)."""
+class FeatureSpace(nn.Module):
+    """A named feature extractor: images float (B, 3, H, W) in [-1, 1] -> features (B, D).
 
-    name: str          # e.g. "inception-v3-compat"
-    metric_name: str   # the column label: "fid" or "fd_<name>"
-    extract: Callable[[torch.Tensor], torch.Tensor]
-    resizer: str       # how images reach the extractor's input size
+    ``name`` is the backbone, ``metric_name`` the column label ("fid" only for Inception), ``resizer`` how
+    images reach the extractor's input size. An ``nn.Module``, so it moves with the scorer and pickles for DDP.
+    """
 
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+    name: str = ""
+    metric_name: str = ""
+    resizer: str = ""
+
+    def extract(self, images: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return self.extract(images).float()
 
 
-def _inception(weights_path: str | None, allow_download: bool, device: torch.device) -> FeatureSpace:
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+class InceptionFeatures(FeatureSpace):
+    name, metric_name = "inception-v3-compat", "fid"
+    resizer = "torch-fidelity bilinear to 299 (TF-compatible)"
 
+    def __init__(self, weights_path: str) -> None:
+        super().__init__()
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+        self.net = FeatureExtractorInceptionV3(self.name, ["2048"], feature_extractor_weights_path=weights_path)
+        self.net.eval()
+
+    def extract(self, images: torch.Tensor) -> torch.Tensor:
+        (feats,) = self.net(float_to_uint8(images))  # uint8 in, resized to 299 inside torch-fidelity
+        return feats
+
+
+class ClassifierFeatures(FeatureSpace):
+    name, metric_name = "attrclf-resnet18", "fd_attrclf-resnet18"
+    resizer = "none (native resolution)"
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def extract(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier.features(images)
+
+
+def _inception(weights_path: str | None, allow_download: bool) -> FeatureSpace:
     path = inception_weights_path(weights_path)
     if not os.path.exists(path):
         if not allow_download:
@@ -73,38 +103,22 @@ def _inception(weights_path: str | None, allow_download: bool, device: torch.dev
             raise MissingWeightsError(
                 f"could not download {INCEPTION_URL} ({err}). Offline, put {INCEPTION_FILE} at {path} "
                 "or pass its path with --inception-weights.") from err
-    net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=path)
-    net = net.to(device).eval()
-
-    def extract(images: torch.Tensor) -> torch.Tensor:
-        (feats,) = net(float_to_uint8(images).to(device))  # uint8 in, resized to 299 inside torch-fidelity
-        return feats
-
-    return FeatureSpace("inception-v3-compat", "fid", extract, "torch-fidelity bilinear to 299 (TF-compatible)")
+    return InceptionFeatures(path)
 
 
-def _classifier_features(classifier: nn.Module) -> FeatureSpace:
-    def extract(images: torch.Tensor) -> torch.Tensor:
-        return classifier.features(images)
-
-    return FeatureSpace("attrclf-resnet18", "fd_attrclf-resnet18", extract, "none (native resolution)")
-
-
-def build_feature_space(backend: str, classifier: nn.Module, weights_path: str | None = None,
-                        device: torch.device | str = "cpu") -> FeatureSpace:
+def build_feature_space(backend: str, classifier: nn.Module, weights_path: str | None = None) -> FeatureSpace:
     """``backend``: "auto", "inception" (downloads for an online user if needed) or "attrclf"."""
-    device = torch.device(device)
     if backend == "inception":
-        return _inception(weights_path, allow_download=True, device=device)
+        return _inception(weights_path, allow_download=True)
     if backend == "auto":
         if os.path.exists(inception_weights_path(weights_path)):
-            return _inception(weights_path, allow_download=False, device=device)
+            return _inception(weights_path, allow_download=False)
         log.warning("FID unavailable offline: %s not found at %s; reporting the Fréchet distance in the attribute "
                     "classifier's ResNet18 feature space (fd_attrclf-resnet18) instead.", INCEPTION_FILE,
                     inception_weights_path(weights_path))
-        return _classifier_features(classifier)
+        return ClassifierFeatures(classifier)
     if backend == "attrclf":
-        return _classifier_features(classifier)
+        return ClassifierFeatures(classifier)
     raise ValueError(f"unknown realism backend {backend!r}; choose auto, inception or attrclf")
 
 

@@ -99,7 +99,8 @@ class EditingMethod(L.LightningModule):
         if dm is not None and getattr(dm, "hparams", None):
             # the data set the method was trained on, so scoring can rebuild it from the checkpoint alone
             checkpoint["attredit_data"] = {"class_path": f"{type(dm).__module__}.{type(dm).__qualname__}",
-                                           "init_args": dict(dm.hparams)}
+                                           "init_args": {k: v for k, v in dm.hparams.items()
+                                                         if not k.startswith("_")}}
 
     @classmethod
     def capabilities(cls) -> dict[str, bool]:
