@@ -38,6 +38,7 @@ _LENS = torch.tensor([0.35, 0.45, 0.55])
 _MOUTH_INSIDE = torch.tensor([0.22, 0.04, 0.05])
 _EYE_WHITE = torch.tensor([0.97, 0.97, 0.97])
 _PUPIL = torch.tensor([0.03, 0.03, 0.03])
+_TEETH = torch.tensor([0.96, 0.94, 0.88])
 
 
 class _Canvas:
@@ -124,7 +125,7 @@ def _geometry(ident: dict[str, torch.Tensor], nuis: dict[str, torch.Tensor]) -> 
     g["nose_top"] = g["eye_y"] + 0.05
     g["nose_bottom"] = g["nose_top"] + ident["nose_len"]
     g["mouth_y"] = g["nose_bottom"] + 0.13
-    g["hairline"] = g["brow_y"] - 0.14
+    g["hairline"] = g["brow_y"] - 0.2
     return g
 
 
@@ -204,7 +205,7 @@ def render(ident: dict[str, torch.Tensor], nuis: dict[str, torch.Tensor], attrs:
     cv.paint(cv.cover(torch.maximum(top, y - _col(g["hairline"]))), hair)
 
     # bangs: a scalloped fringe from the hairline down to just above the brows
-    fringe_bottom = _col(g["brow_y"] - 0.02) + 0.018 * torch.cos(x * 38.0)
+    fringe_bottom = _col(g["brow_y"] - 0.01) + 0.018 * torch.cos(x * 38.0)
     fringe = torch.maximum(_ellipse(x, y, g["fcx"], g["fcy"] - 0.02, g["fa"] + 0.05, g["fb"] + 0.07),
                            y - fringe_bottom)
     cv.paint(cv.cover(fringe) * _col(a["Bangs"]), hair * 0.9)
@@ -238,6 +239,10 @@ def render(ident: dict[str, torch.Tensor], nuis: dict[str, torch.Tensor], attrs:
     cv.paint(cv.cover(cavity) * _col(a["Mouth_Slightly_Open"]), _MOUTH_INSIDE.expand_as(skin))
     u = (x - _col(g["mouth_cx"])) / _col(mw)
     lip_y = _col(g["mouth_y"]) - _col(curve) * (u**2 - 0.35)
+    # a smile shows the teeth: a white crescent under the upturned lip line
+    teeth = torch.maximum(torch.maximum(lip_y - y, y - lip_y - 0.06 * (1 - u**2).clamp(min=0)),
+                          (x - _col(g["mouth_cx"])).abs() - _col(mw) * 0.88)
+    cv.paint(cv.cover(teeth) * _col(a["Smiling"]), _TEETH.expand_as(skin))
     lip = torch.maximum((y - lip_y).abs() - 0.017, (x - _col(g["mouth_cx"])).abs() - _col(mw))
     cv.paint(cv.cover(lip), ident["lip_rgb"])
 

@@ -1,0 +1,288 @@
+"""``python -m benchmark run``: train the evaluators, train every method, score it, write the leaderboard.
+
+Each (method, seed) training unit and each (method, attribute, strength, seed) scoring unit is resumable: a
+finished unit is skipped on a re-run (``--force`` redoes it), a killed training resumes from its last
+checkpoint, and nothing written by a finished unit is lost. Outputs go to ``results/<data set>/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from benchmark.results_io import append_rows, has_row, read_results
+
+log = logging.getLogger("benchmark.run")
+PRESETS = Path(__file__).parent / "presets"
+METHODS_DIR = Path(__file__).resolve().parent.parent / "methods"
+STAGES = ("train", "score", "leaderboard", "plots", "grids")
+
+
+@dataclass
+class RunContext:
+    preset: dict
+    data: str
+    data_root: str | None
+    out: Path
+    force: bool = False
+    accelerator: str | None = None
+    devices: int | None = None
+    methods: list[str] = field(default_factory=list)
+    attributes: list[str] = field(default_factory=list)
+
+    @property
+    def work(self) -> Path:
+        return self.out / "_work"
+
+    def status(self, unit: str, state: str, seconds: float | None = None) -> None:
+        took = f" ({seconds:.0f} s)" if seconds is not None else ""
+        print(f"[{time.strftime('%H:%M:%S')}] {unit:<44} {state}{took}", flush=True)
+
+
+def load_preset(name: str) -> dict:
+    path = Path(name) if name.endswith(".yaml") else PRESETS / f"{name}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in PRESETS.glob("*.yaml"))
+        raise FileNotFoundError(f"no preset {name!r}; known presets: {', '.join(known)} (or a path to a YAML file)")
+    return yaml.safe_load(path.read_text())
+
+
+def data_init_args(ctx: RunContext) -> dict:
+    args = dict(ctx.preset["data"].get("init_args", {}))
+    args["attributes"] = list(ctx.attributes)
+    if ctx.data_root:
+        args["root"] = ctx.data_root
+    return args
+
+
+def build_data(ctx: RunContext):
+    from datamodules.registry import build_datamodule
+
+    args = data_init_args(ctx)
+    root = args.pop("root", None)
+    dm = build_datamodule(ctx.data, root=root, **args)
+    dm.setup()
+    return dm
+
+
+# -- training ----------------------------------------------------------------------------------------------
+def method_config(ctx: RunContext, method: str, seed: int, unit_dir: Path) -> Path:
+    """The method's preset config with this run's data, seed, devices and checkpoint folder, saved in the unit."""
+    src = METHODS_DIR / method / "configs" / f"{ctx.preset['method_config']}.yaml"
+    if not src.exists():
+        raise FileNotFoundError(f"{method} has no {src.name} config at {src}")
+    cfg = yaml.safe_load(src.read_text())
+    from datamodules.registry import _DATAMODULES, _discover
+
+    _discover()
+    data_cls = _DATAMODULES[ctx.data]
+    cfg["data"] = {"class_path": f"{data_cls.__module__}.{data_cls.__qualname__}",
+                   "init_args": {**cfg.get("data", {}).get("init_args", {}), **data_init_args(ctx)}}
+    if ctx.data != "synthfaces":
+        cfg["data"]["init_args"] = {k: v for k, v in cfg["data"]["init_args"].items()
+                                    if k not in ("num_identities", "images_per_identity", "correlation", "nuisance")}
+    cfg["seed_everything"] = seed
+    trainer = cfg.setdefault("trainer", {})
+    trainer["default_root_dir"] = str(unit_dir)
+    trainer.update({k: v for k, v in ctx.preset.get("trainer", {}).items()})
+    if ctx.accelerator:
+        trainer["accelerator"] = ctx.accelerator
+    if ctx.devices:
+        trainer["devices"] = ctx.devices
+        if ctx.devices > 1:  # GANs step some parameters per optimizer only: Lightning #20328
+            trainer.setdefault("strategy", "ddp_find_unused_parameters_true")
+    callbacks = [c for c in trainer.get("callbacks") or [] if "ModelCheckpoint" not in c.get("class_path", "")]
+    every = 200
+    for c in trainer.get("callbacks") or []:
+        if "ModelCheckpoint" in c.get("class_path", ""):
+            every = c.get("init_args", {}).get("every_n_train_steps", every) or every
+    callbacks.append({"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                      "init_args": {"dirpath": str(unit_dir / "checkpoints"), "save_last": True,
+                                    "every_n_train_steps": every, "save_top_k": 0}})
+    trainer["callbacks"] = callbacks
+    trainer.setdefault("logger", False)
+    path = unit_dir / "config.yaml"
+    unit_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    tmp.replace(path)
+    return path
+
+
+def final_checkpoint(ctx: RunContext, method: str, seed: int) -> Path:
+    return ctx.work / f"{method}-seed{seed}" / "final.ckpt"
+
+
+def train_unit(ctx: RunContext, method: str, seed: int) -> Path:
+    unit = f"train {method} seed={seed}"
+    final = final_checkpoint(ctx, method, seed)
+    if final.exists() and not ctx.force:
+        ctx.status(unit, "done already, skipped")
+        return final
+    unit_dir = final.parent
+    if ctx.force and unit_dir.exists():
+        shutil.rmtree(unit_dir)
+    config = method_config(ctx, method, seed, unit_dir)
+    cmd = [sys.executable, "-m", "benchmark", "train", "--config", str(config)]
+    last = unit_dir / "checkpoints" / "last.ckpt"
+    if last.exists():
+        cmd += ["--ckpt_path", str(last)]
+        ctx.status(unit, f"resuming from {last}")
+    else:
+        ctx.status(unit, "training")
+    t0 = time.time()
+    proc = subprocess.run(cmd)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{unit} failed (exit {proc.returncode}); command: {' '.join(cmd)}. "
+                           f"Its checkpoints in {unit_dir} are kept: a re-run resumes from the last one.")
+    if not last.exists():
+        raise RuntimeError(f"{unit} wrote no {last}")
+    tmp = final.with_suffix(".tmp")
+    shutil.copyfile(last, tmp)
+    os.replace(tmp, final)
+    ctx.status(unit, "finished", time.time() - t0)
+    return final
+
+
+# -- scoring -----------------------------------------------------------------------------------------------
+def load_unit_method(ctx: RunContext, method: str, seed: int, dm):
+    from methods.base import get_method, load_method
+
+    cls = get_method(method)
+    if not cls.needs_training:
+        return cls(attribute_names=dm.attribute_names, image_size=dm.resolution)
+    final = final_checkpoint(ctx, method, seed)
+    if not final.exists():
+        raise FileNotFoundError(f"{method} seed {seed} is not trained yet ({final}); run the train stage first")
+    return load_method(str(final))
+
+
+def score_units(ctx: RunContext, dm, bundle) -> None:
+    from evaluators.suite import SCORE_COLUMNS, score
+    from methods.base import get_method
+
+    sc = ctx.preset.get("scoring", {})
+    scores, sweep = ctx.out / "scores.csv", ctx.out / "strength_sweep.csv"
+    trainer_kwargs = {"accelerator": ctx.accelerator or ctx.preset.get("trainer", {}).get("accelerator", "cpu"),
+                      "devices": 1, "enable_progress_bar": True}
+    for seed in ctx.preset.get("seeds", [0]):
+        for method in all_methods(ctx, dm):
+            cls = get_method(method)
+            m = None
+            units = [(a, 1.0, sc.get("max_images"), scores) for a in ctx.attributes]
+            if cls.supports_strength and sc.get("sweep_attribute") in ctx.attributes:
+                units += [(sc["sweep_attribute"], float(s), sc.get("sweep_max_images"), sweep)
+                          for s in sc.get("strength_sweep", [])]
+            for attribute, strength, max_images, path in units:
+                key = {"method": method, "dataset": dm.name, "resolution": dm.resolution, "attribute": attribute,
+                       "strength": strength, "seed": seed}
+                unit = f"score {method} {attribute} s={strength:g} seed={seed}"
+                if has_row(path, key) and not ctx.force:
+                    ctx.status(unit, "done already, skipped")
+                    continue
+                if m is None:
+                    m = load_unit_method(ctx, method, seed, dm)
+                t0 = time.time()
+                row = score(m, dm, attribute, bundle, strength, max_images, sc.get("batch_size", 64), seed,
+                            trainer_kwargs)
+                append_rows(path, [row], SCORE_COLUMNS, overwrite=ctx.force)
+                ctx.status(unit, f"attr_acc={row['attr_acc']:.3f} id_match={row['id_match']:.3f}",
+                           time.time() - t0)
+
+
+def all_methods(ctx: RunContext, dm) -> list[str]:
+    from methods.base import get_method
+
+    refs = [r for r in ctx.preset.get("reference_points", [])
+            if not get_method(r).synthetic_only or dm.has_counterfactuals]
+    return [*ctx.methods, *[r for r in refs if r not in ctx.methods]]
+
+
+# -- entry point -------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmark run", description=__doc__)
+    p.add_argument("--preset", default="demo", help="demo | paper | path to a preset YAML")
+    p.add_argument("--data", default=None, help="synthfaces | celebahq | celeba (default: the preset's)")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--methods", nargs="+", default=None)
+    p.add_argument("--attributes", nargs="+", default=None)
+    p.add_argument("--stage", nargs="+", default=["all"], choices=["all", *STAGES])
+    p.add_argument("--accelerator", default=None, help="cpu | gpu | auto (default: the preset's)")
+    p.add_argument("--devices", type=int, default=None, help="> 1 trains with Lightning's DDP")
+    p.add_argument("--output", default=None, help="default results/<data set>")
+    p.add_argument("--force", action="store_true", help="redo finished units (replacing their rows)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    preset = load_preset(args.preset)
+    data = args.data or preset["data"]["name"]
+    if data != preset["data"]["name"]:
+        preset = copy.deepcopy(preset)
+        preset["data"] = {"name": data, "init_args": {k: v for k, v in preset["data"].get("init_args", {}).items()
+                                                      if k in ("resolution", "attributes", "seed", "batch_size")}}
+    accelerator = None if args.accelerator in (None, "auto") else args.accelerator
+    ctx = RunContext(preset, data, args.data_root, Path(args.output or Path("results") / data), args.force,
+                     accelerator, args.devices, args.methods or list(preset["methods"]),
+                     args.attributes or list(preset["attributes"]))
+    from methods.base import get_method
+
+    for m in ctx.methods:
+        get_method(m)  # unknown names fail before anything runs
+    stages = STAGES if "all" in args.stage else tuple(s for s in STAGES if s in args.stage)
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+    if "train" in stages:
+        for seed in preset.get("seeds", [0]):
+            for method in ctx.methods:
+                if get_method(method).needs_training:
+                    train_unit(ctx, method, seed)
+    dm = bundle = None
+    if "score" in stages or "grids" in stages:
+        from evaluators.suite import EvaluatorConfig, build_evaluators, describe
+
+        dm = build_data(ctx)
+        if "score" in stages:
+            ctx.status("evaluators", "building (cached after the first run)")
+            t0 = time.time()
+            bundle = build_evaluators(dm, EvaluatorConfig(**preset.get("evaluators", {})))
+            write_evaluator_report(ctx, describe(bundle))
+            ctx.status("evaluators", "ready", time.time() - t0)
+            score_units(ctx, dm, bundle)
+    if "leaderboard" in stages:
+        from benchmark.leaderboard import write_leaderboard
+
+        table = write_leaderboard(read_results(ctx.out / "scores.csv"), ctx.out)
+        print(table)
+    if "plots" in stages:
+        from benchmark.plots import write_plots
+
+        write_plots(ctx.out)
+    if "grids" in stages:
+        from benchmark.grids import write_grids
+
+        write_grids(ctx, dm)
+    ctx.status("run", f"complete; outputs in {ctx.out}", time.time() - t_start)
+    return 0
+
+
+def write_evaluator_report(ctx: RunContext, report: dict) -> None:
+    from datamodules.cache import atomic_write_bytes
+
+    atomic_write_bytes(ctx.out / "evaluators.yaml", yaml.safe_dump(report, sort_keys=False).encode())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
