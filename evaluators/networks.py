@@ -10,13 +10,10 @@ from torch import nn
 def resnet18_backbone(image_size: int) -> nn.Module:
     """timm ResNet18 without its classifier (no pretrained download): (B, 3, H, W) -> (B, 512).
 
-    Below 64 px the stem's max-pool is dropped so small faces keep enough spatial detail (a 32 px face would
-    otherwise be 8x8 after the stem).
+    The standard architecture at every resolution (``image_size`` is recorded for callers; at 32 px the stem
+    leaves an 8x8 map, which the synthetic set's features are drawn large enough for).
     """
-    net = timm.create_model("resnet18", pretrained=False, num_classes=0)
-    if image_size < 64:
-        net.maxpool = nn.Identity()
-    return net
+    return timm.create_model("resnet18", pretrained=False, num_classes=0)
 
 
 class FeatureNet(nn.Module):

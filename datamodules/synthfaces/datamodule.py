@@ -29,7 +29,7 @@ from datamodules.synthfaces.render import (
 )
 
 log = logging.getLogger(__name__)
-RENDER_VERSION = 3  # bump when the renderer's output changes, to invalidate caches
+RENDER_VERSION = 4  # bump when the renderer's output changes, to invalidate caches
 RENDER_CHUNK = 64   # small chunks keep the per-pixel tensors in cache: ~4x faster than one big batch
 
 

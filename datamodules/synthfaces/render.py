@@ -234,20 +234,20 @@ def render(ident: dict[str, torch.Tensor], nuis: dict[str, torch.Tensor], attrs:
     # mouth: the open cavity, then the lip line, curved up when smiling
     mw = ident["mouth_w"] * (1 + 0.2 * a["Smiling"])
     curve = 0.09 * a["Smiling"] - 0.006 * (1 - a["Smiling"])
-    cavity = _ellipse(x, y, g["mouth_cx"], g["mouth_y"] + 0.03 - 0.4 * curve, mw * 0.72,
-                      _as_b(0.05, mw))
+    cavity = _ellipse(x, y, g["mouth_cx"], g["mouth_y"] + 0.035 - 0.4 * curve, mw * 0.75,
+                      _as_b(0.065, mw))
     cv.paint(cv.cover(cavity) * _col(a["Mouth_Slightly_Open"]), _MOUTH_INSIDE.expand_as(skin))
     u = (x - _col(g["mouth_cx"])) / _col(mw)
     lip_y = _col(g["mouth_y"]) - _col(curve) * (u**2 - 0.35)
     # a smile shows the teeth: a white crescent under the upturned lip line
-    teeth = torch.maximum(torch.maximum(lip_y - y, y - lip_y - 0.06 * (1 - u**2).clamp(min=0)),
+    teeth = torch.maximum(torch.maximum(lip_y - y, y - lip_y - 0.075 * (1 - u**2).clamp(min=0)),
                           (x - _col(g["mouth_cx"])).abs() - _col(mw) * 0.88)
     cv.paint(cv.cover(teeth) * _col(a["Smiling"]), _TEETH.expand_as(skin))
-    lip = torch.maximum((y - lip_y).abs() - 0.017, (x - _col(g["mouth_cx"])).abs() - _col(mw))
+    lip = torch.maximum((y - lip_y).abs() - 0.02, (x - _col(g["mouth_cx"])).abs() - _col(mw))
     cv.paint(cv.cover(lip), ident["lip_rgb"])
 
     # mustache between nose and mouth
-    stache = _ellipse(x, y, g["mouth_cx"], g["mouth_y"] - 0.065, mw * 0.95, _as_b(0.032, mw))
+    stache = _ellipse(x, y, g["mouth_cx"], g["mouth_y"] - 0.068, mw * 0.95, _as_b(0.042, mw))
     cv.paint(cv.cover(stache) * _col(a["Mustache"]), hair * 0.5)
 
     # eyeglasses: two rings, tinted lenses, a bridge
@@ -295,7 +295,7 @@ def sample_identities(n: int, generator: torch.Generator) -> dict[str, torch.Ten
         "hair_long": (torch.rand(n, generator=generator) < 0.5).float() * u(0.3, 1.0),
         "eye_aspect": u(0.45, 0.75), "eye_spacing": u(0.17, 0.24), "eye_size": u(0.8, 1.15),
         "nose_len": u(0.1, 0.17), "nose_w": u(0.035, 0.065), "brow_thick": u(0.012, 0.028),
-        "brow_tilt": u(-0.025, 0.025), "mouth_w": u(0.13, 0.18),
+        "brow_tilt": u(-0.025, 0.025), "mouth_w": u(0.15, 0.2),
         "hair_rgb": pick(hair_palette, 0.08), "iris_rgb": pick(iris_palette, 0.1),
         "lip_rgb": pick(lip_palette, 0.06),
     }
@@ -310,7 +310,7 @@ def sample_nuisance(n: int, generator: torch.Generator, strength: float = 1.0) -
         return lo + (hi - lo) * torch.rand(n, 3, generator=generator)
 
     return {
-        "yaw": u(-0.3, 0.3) * k, "roll": u(-0.15, 0.15) * k, "scale": 0.8 + u(-0.05, 0.05) * k,
+        "yaw": u(-0.3, 0.3) * k, "roll": u(-0.15, 0.15) * k, "scale": 0.85 + u(-0.05, 0.05) * k,
         "tx": u(-0.05, 0.05) * k, "ty": 0.08 + u(-0.04, 0.04) * k,
         "light_angle": u(0, 2 * math.pi), "light_strength": u(0.0, 0.22) * k,
         "bg_top": colour(0.15, 0.95), "bg_bottom": colour(0.15, 0.95),
