@@ -58,8 +58,10 @@ def load_preset(name: str) -> dict:
 
 
 def data_init_args(ctx: RunContext) -> dict:
+    """The data module's arguments. Methods train on (and the data module selects) the preset's attributes;
+    ``--attributes`` only narrows which of them are scored."""
     args = dict(ctx.preset["data"].get("init_args", {}))
-    args["attributes"] = list(ctx.attributes)
+    args["attributes"] = list(ctx.preset["attributes"])
     if ctx.data_root:
         args["root"] = ctx.data_root
     return args
@@ -120,7 +122,14 @@ def method_config(ctx: RunContext, method: str, seed: int, unit_dir: Path) -> Pa
 
 
 def final_checkpoint(ctx: RunContext, method: str, seed: int) -> Path:
-    return ctx.work / f"{method}-seed{seed}" / "final.ckpt"
+    """Where a finished training unit's checkpoint lives; the folder name carries a hash of everything that
+    changes the training (method config, data arguments, trainer settings), so a changed preset retrains."""
+    from datamodules.cache import config_hash
+
+    src = METHODS_DIR / method / "configs" / f"{ctx.preset['method_config']}.yaml"
+    key = {"config": src.read_text() if src.exists() else None, "data": ctx.data, "data_args": data_init_args(ctx),
+           "trainer": ctx.preset.get("trainer", {}), "accelerator": ctx.accelerator, "devices": ctx.devices}
+    return ctx.work / f"{method}-seed{seed}-{config_hash(key, 8)}" / "final.ckpt"
 
 
 def train_unit(ctx: RunContext, method: str, seed: int) -> Path:
@@ -241,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
 
     for m in ctx.methods:
         get_method(m)  # unknown names fail before anything runs
+    extra = [a for a in ctx.attributes if a not in preset["attributes"]]
+    if extra:
+        raise ValueError(f"--attributes {extra} are not among the preset's attributes {preset['attributes']} "
+                         "(methods train on the preset's attributes; edit the preset to train on others)")
     stages = STAGES if "all" in args.stage else tuple(s for s in STAGES if s in args.stage)
     ctx.out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()

@@ -116,7 +116,7 @@ def get_identity_encoder(dm: FaceDataModule, epochs: int = 8, batch_size: int = 
 
     def train() -> tuple[IdentityEncoder, dict]:
         L.seed_everything(seed, workers=True)
-        remap = RemappedIdentities(dm, uniq)
+        remap = RemappedIdentities(dm, uniq, batch_size)
         model = IdentityEncoder(len(uniq), dm.resolution, lr=lr)
         fit_quietly(model, remap, epochs, desc="identity encoder")
         emb, ids = embed_split(model, dm, "test")
@@ -150,6 +150,7 @@ class RemappedIdentities(L.LightningDataModule):
                 item["identity"] = torch.tensor(lookup[int(item["identity"])])
                 return item
 
-        return torch.utils.data.DataLoader(_Remapped(), batch_size=self.batch_size, shuffle=True, drop_last=True,
+        return torch.utils.data.DataLoader(_Remapped(), batch_size=self.batch_size, shuffle=True,
+                                           drop_last=len(base) > self.batch_size,
                                            num_workers=self.dm.num_workers,
                                            generator=torch.Generator().manual_seed(self.dm.seed))
