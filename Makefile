@@ -53,3 +53,8 @@ plots: install
 
 bench: install
 	$(PY) benchmarks/render_throughput.py
+	$(PY) benchmarks/celebahq_preprocess.py
+	$(PY) benchmarks/harness_throughput.py
+
+clean-cache:
+	rm -rf "$${ATTREDIT_CACHE:-$$HOME/.cache/attredit-bench}"
