@@ -20,7 +20,7 @@ ATTRS = ["Smiling", "Eyeglasses", "Young"]
 
 
 def tiny_context(tmp_path: Path) -> RunContext:
-    preset = {"method_config": "demo",
+    preset = {"method_config": "demo", "attributes": ATTRS,
               "data": {"name": "synthfaces", "init_args": {
                   "resolution": 32, "num_identities": 12, "images_per_identity": 4, "batch_size": 8,
                   "cache_dir": str(tmp_path / "data")}},
