@@ -89,7 +89,7 @@ class L2MGAN(EditingMethod):
     # -- training ----------------------------------------------------------------------------------------
     def configure_optimizers(self):
         hp = self.hparams
-        kw = {"lr": hp.lr, "betas": (hp.beta1, hp.beta2), "weight_decay": hp.weight_decay}
+        kw = {"lr": float(hp.lr), "betas": (float(hp.beta1), float(hp.beta2)), "weight_decay": float(hp.weight_decay)}
         opt_d = torch.optim.Adam(self.discriminator.parameters(), **kw)
         g_params = itertools.chain(self.generator.parameters(), self.style_encoder.parameters(),
                                    self.style_transformer.parameters())
