@@ -72,10 +72,10 @@ def test_renderers() -> None:
     assert torch.equal(out * mask, x * mask) and torch.equal(out * (1 - mask), g * (1 - mask))
 
 
-@pytest.mark.parametrize("renderer", ["superres", "inpaint"])
-def test_training_lowers_render_loss_and_stays_finite(dm, renderer: str) -> None:
+@pytest.mark.parametrize(("renderer", "joint"), [("superres", False), ("inpaint", True)])
+def test_training_lowers_render_loss_and_stays_finite(dm, renderer: str, joint: bool) -> None:
     torch.manual_seed(0)
-    model = AIGN(ATTRS, 32, renderer=renderer, **TINY)
+    model = AIGN(ATTRS, 32, renderer=renderer, disc_joint_batch=joint, **TINY)
     batch = _batch(dm)
     before = _recon(model, batch)
     iterations = 40

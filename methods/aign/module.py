@@ -52,6 +52,8 @@ class AIGN(EditingMethod):
         gen_channels / gen_res_blocks / gen_up_channels: super-resolution generator widths (scripts: 64, 15, 256).
         inpaint_channels: inpainting generator widths (scripts: 256, 1024, 512).
         disc_channels / disc_fc: discriminator conv widths and hidden fc width (scripts: 64..512 x5, 1024; 0 = none).
+        disc_joint_batch: run real and generated images through the discriminator as one batch, so its batch
+            norm shares statistics (the scripts: two calls, separate statistics).
         lr / beta1 / beta2: Adam, shared by generators and discriminators (scripts: 1e-4, 0.9, 0.999).
         adv_weight: weight of the generator's adversarial loss (scripts: 0.01 super-resolution, 0.001 inpainting).
         gray_weight: weight of an extra L2 on the luma of the renders (1.0 in the young script, 0 elsewhere).
@@ -77,6 +79,7 @@ class AIGN(EditingMethod):
         inpaint_channels: Sequence[int] = (256, 1024, 512),
         disc_channels: Sequence[int] = (64, 128, 256, 512, 512),
         disc_fc: int = 1024,
+        disc_joint_batch: bool = False,
         lr: float = 1e-4,
         beta1: float = 0.9,
         beta2: float = 0.999,
@@ -158,20 +161,32 @@ class AIGN(EditingMethod):
                 out.append((key, src, real))
         return out
 
-    def _generator_losses(self, rendered: torch.Tensor, active: list) -> dict[str, Any]:
-        """Per direction: fakes, their discriminator logits, and the generator's loss terms."""
+    def _discriminate(self, key: str, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits_real, logits_fake) of direction ``key``'s discriminator.
+
+        The scripts call the discriminator twice (real batch, fake batch), so batch norm normalises each batch
+        with its own statistics; ``disc_joint_batch`` runs both through one batch with shared statistics.
+        """
+        disc = self.discriminators[key]
+        if self.hparams.disc_joint_batch:
+            logits = disc(torch.cat([real, fake.to(real.dtype)]))
+            return logits[: real.shape[0]], logits[real.shape[0]:]
+        return disc(real), disc(fake)
+
+    def _generator_losses(self, images: torch.Tensor, rendered: torch.Tensor, active: list) -> dict[str, Any]:
+        """Per direction: fakes, the discriminator's logits, and the generator's loss terms."""
         hp = self.hparams
         terms: dict[str, Any] = {}
-        for key, src, _ in active:
+        for key, src, real in active:
             target_render = rendered[src]
             fake = self.generate(key, target_render)
             fake_render = self.renderer(fake)
             recon = F.mse_loss(fake_render.float(), target_render.float())
             if hp.gray_weight > 0:
                 recon = recon + hp.gray_weight * F.mse_loss(_gray(fake_render.float()), _gray(target_render.float()))
-            logits_fake = self.discriminators[key](fake)
+            logits_real, logits_fake = self._discriminate(key, images[real], fake)
             g_adv = generator_adv_loss(logits_fake.float(), "nonsaturating")
-            terms[key] = {"fake": fake, "logits_fake": logits_fake, "recon": recon, "g_adv": g_adv,
+            terms[key] = {"logits_real": logits_real, "logits_fake": logits_fake, "recon": recon, "g_adv": g_adv,
                           "g_loss": recon + hp.adv_weight * g_adv}
         return terms
 
@@ -184,12 +199,12 @@ class AIGN(EditingMethod):
         active = self._active_directions(attrs)
         if not active:  # a batch without two images of each value of any attribute: nothing to learn
             return
-        terms = self._generator_losses(rendered, active)
+        terms = self._generator_losses(images, rendered, active)
 
         d_losses: dict[str, torch.Tensor] = {}
-        for key, _, real in active:
+        for key in terms:
             flip = bool(torch.rand(()) < hp.label_flip_prob)  # one draw per step, as in the scripts
-            logits_real = self.discriminators[key](images[real]).float()
+            logits_real = terms[key]["logits_real"].float()
             logits_fake = terms[key]["logits_fake"].float()
             d_losses[key] = adv_loss(logits_real, real=not flip) + adv_loss(logits_fake, real=flip)
 
@@ -209,7 +224,7 @@ class AIGN(EditingMethod):
         opt_d.step()  # discriminators left out of ``updated`` have no gradient: Adam leaves them untouched
 
         for _ in range(hp.g_steps_per_d - 1):  # the inpainting script runs the generator step twice
-            extra = self._generator_losses(rendered, active)
+            extra = self._generator_losses(images, rendered, active)
             g_extra = sum(t["g_loss"] for t in extra.values())
             assert_finite(step, g_extra=g_extra)
             opt_g.zero_grad()

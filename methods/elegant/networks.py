@@ -46,7 +46,8 @@ class ChannelL2Norm(nn.Module):
         self.shift = nn.Parameter(torch.zeros(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(x, dim=1) * self.scale + self.shift
+        # the norm is taken in float32 so that bf16 autocast cannot underflow it
+        return (F.normalize(x.float(), dim=1) * self.scale + self.shift).to(x.dtype)
 
 
 def _down(c_in: int, c_out: int) -> nn.Sequential:
