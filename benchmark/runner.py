@@ -257,6 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     stages = STAGES if "all" in args.stage else tuple(s for s in STAGES if s in args.stage)
     ctx.out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
+    if "all" in args.stage:  # first output: the data set at a glance (and its exact counterfactuals)
+        from benchmark.preview import write_preview
+
+        write_preview(build_data(ctx), ctx.out / "preview.png", ctx.preset.get("grids", {}).get("rows", 8))
+        ctx.status("preview", f"wrote {ctx.out / 'preview.png'}")
     if "train" in stages:
         for seed in preset.get("seeds", [0]):
             for method in ctx.methods:

@@ -51,7 +51,7 @@ def test_runner_outputs_and_resume(tmp_path, capsys):
     assert not scores.duplicated(key).any()
     assert len(scores) == 3 * (len(trained) + 2)
     assert set(scores["method"]) == {*trained, "identity", "oracle"}
-    for name in ("leaderboard.csv", "leaderboard.md", "evaluators.yaml", "plots/bar_attr_acc.png",
+    for name in ("preview.png", "leaderboard.csv", "leaderboard.md", "evaluators.yaml", "plots/bar_attr_acc.png",
                  "plots/tradeoff.png", "plots/strength_sweep.png", "grids/Smiling.png"):
         assert (out / name).exists(), name
     board = pd.read_csv(out / "leaderboard.csv")
