@@ -13,7 +13,8 @@ from methods.elegant import ELEGANT
 from methods.elegant.pairs import OppositePairs
 
 ATTRS = ["Smiling", "Eyeglasses", "Young"]
-TINY = dict(base_channels=8, max_channels=64, disc_base_channels=8, disc_max_channels=64, g_lr=1e-3, d_lr=1e-3)
+TINY = dict(base_channels=8, max_channels=64, num_layers=4, disc_base_channels=8, disc_max_channels=64,
+            g_lr=1e-3, d_lr=1e-3, ema_beta=0.9)
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +41,13 @@ def trained(datamodule, batch, tmp_path_factory):
     L.seed_everything(0)
     model = ELEGANT(ATTRS, image_size=32, **TINY)
     before = recon_error(model, batch["image"])
+    init_weight = model.encoder.layers[0][0].weight.detach().clone()
     trainer = L.Trainer(max_steps=160, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
     trainer.fit(model, datamodule=datamodule)
     path = tmp_path_factory.mktemp("ckpt") / "elegant.ckpt"
     trainer.save_checkpoint(path)
-    return model.eval(), before, trainer, path
+    return model.eval(), before, trainer, path, init_weight
 
 
 def test_registered_with_capabilities():
@@ -63,19 +65,22 @@ def test_pairs_differ_on_the_attribute(datamodule):
 
 
 def test_training_lowers_reconstruction_and_stays_finite(trained, batch):
-    model, before, trainer, _ = trained
+    model, before, trainer, _, init_weight = trained
     # 160 optimizer steps = 80 training steps (one D and one G update each), attributes taking turns
     assert int(model.train_steps_done) == 80 and trainer.global_step == 160
     after = recon_error(model, batch["image"])
     assert after < 0.5 * before, (before, after)
     for name, p in model.state_dict().items():
         assert torch.isfinite(p.float()).all(), name
+    # the EMA copy used by edit follows the trained encoder without being it
+    ema, live = model.encoder_ema.layers[0][0].weight, model.encoder.layers[0][0].weight
+    assert not torch.equal(ema, live) and (ema - live).abs().max() < (live - init_weight).abs().max()
     for key in ("train/loss_d", "train/loss_g", "train/recon", "train/adv1", "train/adv2"):
         assert torch.isfinite(trainer.callback_metrics[key]), key
 
 
 def test_edit_contract(trained, batch):
-    model, _, _, _ = trained
+    model, _, _, _, _ = trained
     x, src = batch["image"], batch["attrs"]
     tgt = src.clone()
     tgt[:, 0] = 1 - tgt[:, 0]
@@ -97,7 +102,7 @@ def test_edit_contract(trained, batch):
 
 
 def test_checkpoint_round_trip(trained, batch):
-    model, _, _, path = trained
+    model, _, _, path, _ = trained
     loaded = load_method(str(path)).eval()
     assert isinstance(loaded, ELEGANT) and loaded.attribute_names == ATTRS
     x, src = batch["image"], batch["attrs"]

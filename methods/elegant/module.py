@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from methods.base import EditingMethod, register_method
 from methods.common.losses import adv_loss, generator_adv_loss
-from methods.common.training import assert_finite
+from methods.common.training import assert_finite, ema_update, make_ema
 from methods.elegant.networks import (
     ConditionalDiscriminator,
     Decoder,
@@ -42,7 +42,8 @@ class ELEGANT(EditingMethod):
     + adv2_weight * L_adv2, with the non-saturating (BCE) GAN loss. Optimisers: Adam(g_lr / d_lr, betas,
     weight_decay); both learning rates multiplied by ``lr_gamma`` every ``lr_step_size`` iterations, where an
     iteration is one pass over all attributes (one training step per attribute), as in the official loop.
-    One training step = one discriminator update then one generator update.
+    One training step = one discriminator update then one generator update. ``ema_beta`` > 0 (not in the
+    paper; 0 = official) keeps an exponential moving average of the encoder and decoder that ``edit`` uses.
     """
 
     supports_strength = True
@@ -73,6 +74,7 @@ class ELEGANT(EditingMethod):
         d2_weight: float = 0.5,
         gan_loss: str = "nonsaturating",
         pair_seed: int = 0,
+        ema_beta: float = 0.0,
     ) -> None:
         super().__init__(attribute_names, image_size)
         self.save_hyperparameters()
@@ -87,6 +89,9 @@ class ELEGANT(EditingMethod):
         self.d1 = ConditionalDiscriminator(k, self.image_size, d_widths)
         self.d2 = ConditionalDiscriminator(k, self.image_size // 2, d_widths)
         self.slices = attribute_slices(widths[-1], k)
+        # optional (not in the paper): edit with an exponential moving average of the encoder and decoder
+        self.encoder_ema = make_ema(self.encoder) if ema_beta > 0 else None
+        self.decoder_ema = make_ema(self.decoder) if ema_beta > 0 else None
         # training iterations done (one per training step, i.e. per attribute); saved in the checkpoint
         self.register_buffer("train_steps_done", torch.zeros((), dtype=torch.long))
         self._pairs: OppositePairs | None = None
@@ -101,21 +106,20 @@ class ELEGANT(EditingMethod):
         """The official forward pass for a pair differing on attribute k.
 
         a, b: (B, 3, H, W) in [-1, 1]. Returns A1, B1 (reconstructions), C (A with B's part k), D (B with A's
-        part k), all clamped to [-1, 1].
+        part k), all clamped to [-1, 1]. A and B go through the encoder, and A1, B1, C, D through the decoder,
+        as one batch each (no layer uses batch statistics, so this equals four separate passes, faster).
         """
-        z_a, skip_a = self.encoder(a)
-        z_b, skip_b = self.encoder(b)
-        onehot = torch.zeros(1, len(self.attribute_names), device=a.device, dtype=z_a.dtype)
+        n = a.shape[0]
+        z, skips = self.encoder(torch.cat([a, b]))
+        z_a, z_b = z[:n], z[n:]
+        onehot = torch.zeros(1, len(self.attribute_names), device=a.device, dtype=z.dtype)
         onehot[0, k] = 1.0
         m = self.swap_mask(onehot)
         z_c = z_a + m * (z_b - z_a)
         z_d = z_b + m * (z_a - z_b)
-        return {
-            "A1": (a + self.decoder(z_a, z_a, skip_a)).clamp(-1, 1),
-            "B1": (b + self.decoder(z_b, z_b, skip_b)).clamp(-1, 1),
-            "C": (a + self.decoder(z_c, z_a, skip_a)).clamp(-1, 1),
-            "D": (b + self.decoder(z_d, z_b, skip_b)).clamp(-1, 1),
-        }
+        residual = self.decoder(torch.cat([z_a, z_b, z_c, z_d]), torch.cat([z, z]), [torch.cat([s, s]) for s in skips])
+        out = (torch.cat([a, b, a, b]) + residual).clamp(-1, 1)
+        return dict(zip(("A1", "B1", "C", "D"), out.split(n)))
 
     def edit(
         self,
@@ -135,10 +139,12 @@ class ELEGANT(EditingMethod):
         x = images.to(self.device, torch.float32)
         ref = reference.to(self.device, torch.float32)
         differs = (src_attrs.round() != tgt_attrs.round()).to(self.device, torch.float32)
-        z, skips = self.encoder(x)
-        z_ref, _ = self.encoder(ref)
+        encoder = self.encoder_ema if self.encoder_ema is not None else self.encoder
+        decoder = self.decoder_ema if self.decoder_ema is not None else self.decoder
+        z, skips = encoder(x)
+        z_ref, _ = encoder(ref)
         z_new = z + float(strength) * self.swap_mask(differs) * (z_ref - z)
-        out = (x + self.decoder(z_new, z, skips)).clamp(-1, 1)
+        out = (x + decoder(z_new, z, skips)).clamp(-1, 1)
         return out.to(images.device, images.dtype)
 
     # -- training ----------------------------------------------------------------------------------------
@@ -171,13 +177,27 @@ class ELEGANT(EditingMethod):
                 group["lr"] = base * factor
 
     def discriminator_loss(self, real: list[tuple], fake: list[tuple]) -> tuple[torch.Tensor, ...]:
-        """(L_D1 + d2_weight * L_D2) / 4 over (image, label) pairs; returns (total, L_D1, L_D2)."""
+        """(L_D1 + d2_weight * L_D2) / 4 over (image, label) pairs; returns (total, L_D1, L_D2).
+
+        Each discriminator reads all images as one batch; every term is a per-image mean, as in the official
+        sum of BCE losses.
+        """
         kind = self.hparams.gan_loss
+        images = torch.cat([x for x, _ in real + fake])
+        labels = torch.cat([y for _, y in real + fake])
+        sizes = [x.shape[0] for x, _ in real + fake]
         losses = []
         for disc in (self.d1, self.d2):
-            losses.append(sum(adv_loss(disc(x, y), True, kind) for x, y in real)
-                          + sum(adv_loss(disc(x, y), False, kind) for x, y in fake))
+            logits = disc(images, labels).split(sizes)
+            losses.append(sum(adv_loss(lg, i < len(real), kind) for i, lg in enumerate(logits)))
         return (losses[0] + self.hparams.d2_weight * losses[1]) / 4, losses[0], losses[1]
+
+    def generator_adv_losses(self, fake: list[tuple]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Generator's adversarial losses (L_adv1, L_adv2): sum over the fakes of each discriminator's loss."""
+        images, labels = torch.cat([x for x, _ in fake]), torch.cat([y for _, y in fake])
+        sizes = [x.shape[0] for x, _ in fake]
+        return tuple(sum(generator_adv_loss(lg, self.hparams.gan_loss) for lg in disc(images, labels).split(sizes))
+                     for disc in (self.d1, self.d2))
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         hp = self.hparams
@@ -205,16 +225,16 @@ class ELEGANT(EditingMethod):
 
         self.toggle_optimizer(opt_g)
         recon = F.mse_loss(out["A1"], a) + F.mse_loss(out["B1"], b)
-        adv1 = generator_adv_loss(self.d1(out["C"], y_c), hp.gan_loss) + \
-            generator_adv_loss(self.d1(out["D"], y_d), hp.gan_loss)
-        adv2 = generator_adv_loss(self.d2(out["C"], y_c), hp.gan_loss) + \
-            generator_adv_loss(self.d2(out["D"], y_d), hp.gan_loss)
+        adv1, adv2 = self.generator_adv_losses([(out["C"], y_c), (out["D"], y_d)])
         loss_g = hp.recon_weight * recon + hp.adv1_weight * adv1 + hp.adv2_weight * adv2
         assert_finite(step, loss_g=loss_g, recon=recon)
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g)
         opt_g.step()
         self.untoggle_optimizer(opt_g)
+        if self.encoder_ema is not None:
+            ema_update(self.encoder_ema, self.encoder, hp.ema_beta)
+            ema_update(self.decoder_ema, self.decoder, hp.ema_beta)
 
         self.train_steps_done += 1
         self.log_dict({"train/loss_d": loss_d.detach(), "train/loss_d1": l_d1.detach(),
