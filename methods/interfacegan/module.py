@@ -1,0 +1,377 @@
+"""InterFaceGAN (Shen et al., CVPR 2020) as an attredit-bench method.
+
+Training runs four phases in one ``fit`` (manual optimisation, counted by the ``iteration`` buffer):
+
+1. GAN: a compact StyleGAN-style generator (mapping z -> w, AdaIN synthesis) against a discriminator,
+   non-saturating loss + lazy R1, EMA of the generator (``gan_steps`` iterations).
+2. The method's own attribute predictor, trained on the real training images and labels (the first
+   ``predictor_steps`` iterations, alongside the GAN).
+3. The encoder that inverts the (EMA) generator: code regression and reconstruction of generated images,
+   reconstruction of real images (in-domain inversion); from iteration ``encoder_start`` until
+   ``gan_steps + encoder_steps``.
+4. Boundary search (last iteration): ``num_boundary_samples`` codes are generated and scored by the predictor;
+   a linear SVM per attribute separates the top and bottom ``boundary_ratio``; the unit normals are buffers.
+
+Editing a real image: encoder -> ``inversion_steps`` of code optimisation -> move the code along the (possibly
+conditional) normal to signed distance ``+-edit_distance`` (in standard deviations of the sampled codes along
+the normal) -> render with the generator. The output is the generator's image: the whole face is re-rendered.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from methods.base import EditingMethod, register_method
+from methods.common.losses import adv_loss, generator_adv_loss, r1_penalty
+from methods.common.training import assert_finite, ema_update, make_ema
+from methods.interfacegan.boundary import project_boundary, train_boundary
+from methods.interfacegan.inversion import encoder_losses, optimise_codes
+from methods.interfacegan.networks import AttributePredictor, Discriminator, Encoder, Generator
+
+log = logging.getLogger(__name__)
+
+
+@register_method("interfacegan")
+class InterFaceGAN(EditingMethod):
+    """InterFaceGAN: linear semantic boundaries in the latent space of a GAN, real images edited by inversion.
+
+    Args (beyond ``attribute_names`` / ``image_size``):
+        latent_space: "w" (after the mapping network) or "z" (the Gaussian input) — where boundaries live.
+        inversion_space: "wp" (one w per layer, as in-domain inversion) or "w"; ignored when latent_space="z".
+        z_dim, w_dim, mapping_layers, g_channel_base, g_channel_max: the generator.
+        g_norm: "batch" (DCGAN), "pixel" (PGGAN) or "instance" (StyleGAN's AdaIN): the normalisation each
+            style modulation scales and shifts.
+        d_channel_base, d_channel_max: the discriminator (the encoder uses the same widths).
+        lr_g, lr_d, beta1, beta2, mapping_lr_mul, r1_gamma, r1_every, ema_beta, gan_steps: GAN training.
+        predictor_steps, predictor_lr, predictor_width: the own attribute predictor.
+        encoder_start, encoder_steps, lr_e, code_weight, fake_rec_weight, real_rec_weight, feature_weight:
+            the encoder (``feature_weight`` weighs a perceptual term on the discriminator's features).
+        num_boundary_samples, boundary_ratio, boundary_split, boundary_seed: boundary search.
+        edit_distance: nominal signed distance (in std of the codes along the normal) an edit moves to.
+        conditional_on: attributes whose boundaries edits are projected off (kept fixed) when not edited.
+        inversion_steps, inversion_lr, inversion_domain_weight, inversion_feature_weight: edit-time refinement.
+    """
+
+    supports_strength = True
+    multi_attribute = True
+
+    def __init__(
+        self,
+        attribute_names: Sequence[str],
+        image_size: int = 64,
+        latent_space: str = "w",
+        inversion_space: str = "wp",
+        z_dim: int = 64,
+        w_dim: int = 64,
+        mapping_layers: int = 4,
+        g_channel_base: int = 512,
+        g_channel_max: int = 64,
+        g_norm: str = "batch",
+        d_channel_base: int = 512,
+        d_channel_max: int = 64,
+        lr_g: float = 0.002,
+        lr_d: float = 0.002,
+        beta1: float = 0.0,
+        beta2: float = 0.99,
+        mapping_lr_mul: float = 0.1,
+        r1_gamma: float = 1.0,
+        r1_every: int = 4,
+        ema_beta: float = 0.995,
+        gan_steps: int = 1000,
+        predictor_steps: int = 300,
+        predictor_lr: float = 0.001,
+        predictor_width: int = 16,
+        encoder_start: int = 500,
+        encoder_steps: int = 300,
+        co_train_generator: bool = False,
+        lr_e: float = 0.001,
+        code_weight: float = 1.0,
+        fake_rec_weight: float = 1.0,
+        real_rec_weight: float = 1.0,
+        feature_weight: float = 0.0,
+        num_boundary_samples: int = 10000,
+        boundary_ratio: float = 0.02,
+        boundary_split: float = 0.7,
+        boundary_seed: int = 0,
+        edit_distance: float = 3.0,
+        conditional_on: Sequence[str] = (),
+        inversion_steps: int = 50,
+        inversion_lr: float = 0.01,
+        inversion_domain_weight: float = 0.1,
+        inversion_feature_weight: float = 0.0,
+    ) -> None:
+        super().__init__(attribute_names, image_size)
+        if latent_space not in ("w", "z"):
+            raise ValueError(f"latent_space must be 'w' or 'z', got {latent_space!r}")
+        if inversion_space not in ("w", "wp"):
+            raise ValueError(f"inversion_space must be 'w' or 'wp', got {inversion_space!r}")
+        unknown = [a for a in conditional_on if a not in self.attribute_names]
+        if unknown:
+            raise ValueError(f"conditional_on names {unknown}, not among the attributes {self.attribute_names}")
+        if gan_steps < 1 or not 0 <= encoder_start <= gan_steps or encoder_steps < 0:
+            raise ValueError("need gan_steps >= 1, 0 <= encoder_start <= gan_steps and encoder_steps >= 0")
+        conditional_on = list(conditional_on)
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+
+        k = len(self.attribute_names)
+        self.generator = Generator(image_size, z_dim, w_dim, mapping_layers, g_channel_base, g_channel_max,
+                                   g_norm)
+        self.generator_ema = make_ema(self.generator)
+        self.discriminator = Discriminator(image_size, d_channel_base, d_channel_max)
+        self.predictor = AttributePredictor(image_size, k, predictor_width)
+        code_dim = z_dim if latent_space == "z" else w_dim
+        self.encoder = Encoder(image_size, d_channel_base, d_channel_max, code_dim)
+
+        self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
+        self.register_buffer("boundaries_ready", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("boundary_normals", torch.zeros(k, code_dim))
+        self.register_buffer("boundary_offsets", torch.zeros(k))
+        self.register_buffer("boundary_scales", torch.ones(k))
+        self.register_buffer("boundary_val_accuracy", torch.full((k,), float("nan")))
+        self.register_buffer("boundary_remaining_accuracy", torch.full((k,), float("nan")))
+        self._conditioned = [self.attribute_index(a) for a in conditional_on]
+
+    def train(self, mode: bool = True) -> InterFaceGAN:
+        super().train(mode)
+        self.generator_ema.eval()  # the EMA generator always renders with its running statistics
+        return self
+
+    # -- schedule --------------------------------------------------------------------------------------
+    @property
+    def total_iterations(self) -> int:
+        return self.hparams.gan_steps + self.hparams.encoder_steps
+
+    def _phases(self, it: int) -> tuple[bool, bool, bool]:
+        """(GAN trains, predictor trains, encoder trains) at iteration ``it``."""
+        h = self.hparams
+        return it < h.gan_steps, it < h.predictor_steps, h.encoder_start <= it < self.total_iterations
+
+    def planned_optimizer_steps(self) -> int:
+        """Lightning's ``global_step`` at the end of the schedule: 2 optimizer steps per GAN iteration
+        (discriminator; generator + encoder + predictor) and 1 per encoder-phase iteration. Set
+        ``trainer.max_steps`` to this number (or -1: the method stops itself after its last phase)."""
+        return 2 * self.hparams.gan_steps + self.hparams.encoder_steps
+
+    def configure_optimizers(self):
+        h = self.hparams
+        betas = (float(h.beta1), float(h.beta2))
+        aux_betas = (0.9, 0.99)
+        opt_main = torch.optim.Adam([
+            {"params": self.generator.synthesis.parameters(), "lr": h.lr_g},
+            {"params": self.generator.mapping.parameters(), "lr": h.lr_g * h.mapping_lr_mul},
+            {"params": self.encoder.parameters(), "lr": h.lr_e, "betas": aux_betas},
+            {"params": self.predictor.parameters(), "lr": h.predictor_lr, "betas": aux_betas},
+        ], betas=betas)
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=h.lr_d, betas=betas)
+        return [opt_main, opt_d]
+
+    def on_fit_start(self) -> None:
+        planned = self.planned_optimizer_steps()
+        max_steps = self.trainer.max_steps if self.trainer is not None else -1
+        if max_steps not in (-1, planned):
+            log.warning("interfacegan: trainer.max_steps=%s but the schedule takes %s optimizer steps; the "
+                        "boundaries are then searched when fit ends, after the last checkpoint", max_steps, planned)
+
+    # -- latent codes ----------------------------------------------------------------------------------
+    @property
+    def code_kind(self) -> str:
+        """'z', 'w' or 'wp': the kind of code inversion optimises (the encoder predicts z or w)."""
+        return "z" if self.hparams.latent_space == "z" else self.hparams.inversion_space
+
+    def render(self, codes: torch.Tensor, ema: bool = True) -> torch.Tensor:
+        """z (B, z_dim) when latent_space="z", else w (B, w_dim) / w+ (B, num_ws, w_dim) -> images (B, 3, R, R)."""
+        g = self.generator_ema if ema else self.generator
+        return g(codes) if self.hparams.latent_space == "z" else g.synthesize(codes)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (B, 3, R, R) -> the encoder's code: z (B, z_dim) or w (B, w_dim)."""
+        return self.encoder(images)
+
+    def _sample(self, n: int, generator: torch.Generator | None = None, ema: bool = True
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(codes in the boundary space (n, D), images (n, 3, R, R)) of random z."""
+        g = self.generator_ema if ema else self.generator
+        z = torch.randn(n, self.hparams.z_dim, generator=generator, device="cpu").to(self.device)
+        w = g.mapping(z)
+        images = g.synthesize(w)
+        return (z if self.hparams.latent_space == "z" else w), images
+
+    # -- training --------------------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        it = int(self.iteration)
+        real, attrs = batch["image"], batch["attrs"]
+        opt_main, opt_d = self.optimizers()
+        train_gan, train_pred, train_enc = self._phases(it)
+        if train_gan:
+            self._discriminator_step(it, real, opt_d)
+        if train_gan or train_pred or train_enc:
+            self._main_step(it, real, attrs, opt_main, train_gan, train_pred, train_enc)
+        self.iteration += 1
+        if int(self.iteration) >= self.total_iterations:
+            if not bool(self.boundaries_ready):
+                self.find_boundaries()
+            self.trainer.should_stop = True
+
+    def _discriminator_step(self, it: int, real: torch.Tensor, opt_d) -> None:  # noqa: ANN001
+        h = self.hparams
+        self.toggle_optimizer(opt_d)
+        with torch.no_grad():
+            fake = self.generator(torch.randn(real.shape[0], h.z_dim, device=self.device))
+        do_r1 = h.r1_gamma > 0 and it % h.r1_every == 0
+        x = real.detach().requires_grad_(do_r1)
+        real_logits = self.discriminator(x)
+        loss_d = adv_loss(real_logits, True) + adv_loss(self.discriminator(fake), False)
+        if do_r1:
+            r1 = r1_penalty(real_logits, x)
+            loss_d = loss_d + h.r1_gamma * h.r1_every * r1
+            self.log("train/r1", r1.detach())
+        assert_finite(it, loss_d=loss_d)
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(loss_d)
+        opt_d.step()
+        self.untoggle_optimizer(opt_d)
+        self.log("train/loss_d", loss_d.detach(), prog_bar=True)
+
+    def _main_step(self, it: int, real: torch.Tensor, attrs: torch.Tensor, opt_main,  # noqa: ANN001
+                   train_gan: bool, train_pred: bool, train_enc: bool) -> None:
+        """One step of the generator (adversarial), the predictor (BCE on real labels) and the encoder."""
+        h = self.hparams
+        self.toggle_optimizer(opt_main)
+        loss = real.new_zeros(())
+        logs: dict[str, torch.Tensor] = {}
+        if train_gan:
+            code, fake = self._sample(real.shape[0], ema=False)
+            loss_g = generator_adv_loss(self.discriminator(fake))
+            assert_finite(it, loss_g=loss_g)
+            loss, logs["train/loss_g"] = loss + loss_g, loss_g.detach()
+            w = code if h.latent_space == "w" else self.generator.mapping(code)
+            with torch.no_grad():
+                self.generator.mapping.w_avg.lerp_(w.detach().mean(0), 0.01)
+        if train_pred:
+            loss_p = F.binary_cross_entropy_with_logits(self.predictor(real), attrs)
+            assert_finite(it, loss_predictor=loss_p)
+            loss, logs["train/loss_predictor"] = loss + loss_p, loss_p.detach()
+        if train_enc:
+            # co-training: during the GAN phase the reconstructions go through the trained generator, which
+            # then learns from them too; otherwise (and after the GAN phase) through the frozen EMA generator
+            ema = not (train_gan and h.co_train_generator)
+            if h.latent_space == "w":
+                self.encoder.origin.copy_(self.generator.mapping.w_avg)
+            with torch.no_grad():
+                target, fake = self._sample(real.shape[0], ema=ema)
+            losses = encoder_losses(real, fake, target, self.encode, lambda c: self.render(c, ema=ema),
+                                    self.discriminator.features, h.feature_weight)
+            assert_finite(it, **losses)
+            loss = loss + (h.code_weight * losses["code"] + h.fake_rec_weight * losses["fake_rec"]
+                           + h.real_rec_weight * losses["real_rec"])
+            logs.update({f"train/enc_{k}": v.detach() for k, v in losses.items()})
+        opt_main.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        opt_main.step()
+        self.untoggle_optimizer(opt_main)
+        if train_gan:
+            with torch.no_grad():
+                ema_update(self.generator_ema, self.generator, min(h.ema_beta, (1 + it) / (10 + it)))
+        self.log_dict(logs, prog_bar=True)
+
+    def on_train_end(self) -> None:
+        # fallback when fit stopped before the schedule's last iteration (e.g. a shorter max_steps)
+        if not bool(self.boundaries_ready):
+            self.find_boundaries()
+
+    # -- boundary search -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def find_boundaries(self, chunk: int = 500) -> dict[str, float]:
+        """Sample codes, score their images with the own predictor, fit one SVM boundary per attribute.
+
+        Returns {attribute: SVM validation accuracy}; also stored in ``boundary_val_accuracy``.
+        """
+        h = self.hparams
+        was_training = self.training
+        self.eval()
+        g = torch.Generator().manual_seed(h.boundary_seed)
+        codes, scores = [], []
+        for start in range(0, h.num_boundary_samples, chunk):
+            c, images = self._sample(min(chunk, h.num_boundary_samples - start), g)
+            codes.append(c.float().cpu())
+            scores.append(self.predictor(images).float().cpu())
+        code_t, score_t = torch.cat(codes), torch.cat(scores)
+        result = {}
+        for k, name in enumerate(self.attribute_names):
+            bd = train_boundary(code_t.numpy(), score_t[:, k].numpy(), h.boundary_ratio, h.boundary_split,
+                                h.boundary_seed + k)
+            normal = torch.from_numpy(bd.normal).float()
+            self.boundary_normals[k] = normal.to(self.device)
+            self.boundary_offsets[k] = bd.offset
+            self.boundary_scales[k] = float((code_t @ normal).std())
+            self.boundary_val_accuracy[k] = bd.val_accuracy
+            self.boundary_remaining_accuracy[k] = bd.remaining_accuracy
+            result[name] = bd.val_accuracy
+            log.info("interfacegan boundary %s: SVM validation accuracy %.3f, remaining %.3f", name,
+                     bd.val_accuracy, bd.remaining_accuracy)
+        self.boundaries_ready.fill_(True)
+        self.train(was_training)
+        return result
+
+    # -- editing ---------------------------------------------------------------------------------------
+    def invert(self, images: torch.Tensor, steps: int | None = None) -> torch.Tensor:
+        """Real images (B, 3, R, R) in [-1, 1] -> codes of ``code_kind``: encoder, then optimisation."""
+        h = self.hparams
+        with torch.inference_mode(False), torch.no_grad():
+            codes = self.encode(images.detach().clone())
+            if self.code_kind == "wp":
+                codes = self.generator_ema.broadcast(codes).clone()
+        return optimise_codes(images, codes, self.render, self.encode,
+                              h.inversion_steps if steps is None else steps, h.inversion_lr,
+                              h.inversion_domain_weight, self.discriminator.features, h.inversion_feature_weight)
+
+    def directions(self, edited: Sequence[int]) -> torch.Tensor:
+        """(K, D) unit directions: normal k projected off the ``conditional_on`` normals not in ``edited``."""
+        conds = [c for c in self._conditioned if c not in edited]
+        normals = self.boundary_normals
+        return torch.stack([project_boundary(normals[k], normals[[c for c in conds if c != k]])
+                            for k in range(len(self.attribute_names))])
+
+    def signed_distance(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, K) distance of codes to each boundary, in std of the sampled codes along the normal
+        (w+ codes: of their mean over layers)."""
+        base = codes.mean(1) if codes.ndim == 3 else codes
+        return (base @ self.boundary_normals.T + self.boundary_offsets) / self.boundary_scales
+
+    def move(self, codes: torch.Tensor, src_attrs: torch.Tensor, tgt_attrs: torch.Tensor,
+             strength: float = 1.0) -> torch.Tensor:
+        """Move each code along the boundaries of its edited attributes (src != tgt) towards signed distance
+        ``+-edit_distance`` (sign of the target), scaled by ``strength``; already beyond it = no move."""
+        src, tgt = src_attrs.round().to(codes.device), tgt_attrs.round().to(codes.device)
+        edited = src != tgt
+        sign = 2 * tgt - 1
+        dist = self.signed_distance(codes)
+        amount = (self.hparams.edit_distance - sign * dist).clamp(min=0) * sign * float(strength)
+        amount = amount * edited * self.boundary_scales  # (B, K) in code units
+        delta = torch.zeros(codes.shape[0], codes.shape[-1], device=codes.device, dtype=codes.dtype)
+        cache: dict[tuple[int, ...], torch.Tensor] = {}
+        for i in range(codes.shape[0]):
+            key = tuple(torch.nonzero(edited[i]).flatten().tolist())
+            if not key:
+                continue
+            if key not in cache:
+                cache[key] = self.directions(key)
+            delta[i] = amount[i] @ cache[key]
+        return codes + (delta[:, None] if codes.ndim == 3 else delta)
+
+    def edit(self, images, src_attrs, tgt_attrs, strength=1.0, reference=None):
+        self.check_edit_inputs(images, src_attrs, tgt_attrs, reference)
+        if not bool(self.boundaries_ready):
+            raise RuntimeError("interfacegan has no boundaries yet: train it (the last phase searches them) or "
+                               "call find_boundaries()")
+        x = images.float()
+        codes = self.invert(x)
+        with torch.inference_mode(False), torch.no_grad():
+            codes = self.move(codes, src_attrs.float(), tgt_attrs.float(), strength)
+            out = self.render(codes).clamp(-1, 1)
+        return out.to(images.dtype)

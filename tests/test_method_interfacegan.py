@@ -1,0 +1,172 @@
+"""InterFaceGAN: the phases train (losses drop, tensors stay finite), boundaries and conditional moves behave as
+in the official manipulator, edits keep the contract, and a checkpoint round trip gives identical edits."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from datamodules.synthfaces import SynthFacesDataModule
+from methods.base import get_method, load_method
+from methods.interfacegan import InterFaceGAN
+from methods.interfacegan.boundary import project_boundary, train_boundary
+from methods.interfacegan.inversion import encoder_losses
+
+ATTRS = ["Smiling", "Eyeglasses", "Young"]
+TINY = dict(z_dim=16, w_dim=16, mapping_layers=2, g_channel_base=128, g_channel_max=16, d_channel_base=128,
+            d_channel_max=16, predictor_width=8, gan_steps=6, predictor_steps=40, encoder_start=6,
+            encoder_steps=34, lr_e=0.003, predictor_lr=0.003, num_boundary_samples=400, boundary_ratio=0.1,
+            inversion_steps=3, conditional_on=["Young"])
+
+
+class _Probe(L.Callback):
+    """Records the predictor's and the encoder's losses on one fixed batch at chosen iterations."""
+
+    def __init__(self, batch: dict[str, torch.Tensor], at: tuple[int, ...]) -> None:
+        self.batch, self.at, self.seen = batch, at, {}
+
+    @torch.no_grad()
+    def measure(self, m: InterFaceGAN) -> dict[str, float]:
+        x, a = self.batch["image"], self.batch["attrs"]
+        g = torch.Generator().manual_seed(0)
+        z = torch.randn(x.shape[0], m.hparams.z_dim, generator=g)
+        w = m.generator_ema.mapping(z)
+        fake = m.generator_ema.synthesize(w)
+        losses = encoder_losses(x, fake, w, m.encoder, m.render, None, 0.0)
+        pred = torch.nn.functional.binary_cross_entropy_with_logits(m.predictor(x), a)
+        return {"predictor": float(pred), **{k: float(v) for k, v in losses.items()}}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
+        it = int(pl_module.iteration)
+        if it in self.at:
+            self.seen[it] = self.measure(pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:  # noqa: ANN001
+        self.seen["end"] = self.measure(pl_module)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    L.seed_everything(0)
+    dm = SynthFacesDataModule(attributes=ATTRS, resolution=32, batch_size=16, num_identities=12,
+                              images_per_identity=4, cache_dir=str(cache))
+    dm.setup()
+    fixed = next(iter(dm.train_dataloader()))
+    model = InterFaceGAN(dm.attribute_names, 32, **TINY)
+    probe = _Probe(fixed, at=(0, TINY["gan_steps"]))
+    trainer = L.Trainer(max_steps=model.planned_optimizer_steps(), max_epochs=1000, accelerator="cpu",
+                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[probe])
+    trainer.fit(model, dm)
+    return model, dm, trainer, probe, cache
+
+
+def test_registered():
+    assert get_method("interfacegan") is InterFaceGAN
+    caps = InterFaceGAN.capabilities()
+    assert caps["supports_strength"] and caps["multi_attribute"] and caps["needs_training"]
+
+
+def test_training_phases_lower_losses_and_stay_finite(trained):
+    model, _, trainer, probe, _ = trained
+    assert int(model.iteration) == model.total_iterations
+    assert trainer.global_step == model.planned_optimizer_steps()
+    before_pred, before_enc, end = probe.seen[0], probe.seen[TINY["gan_steps"]], probe.seen["end"]
+    # the predictor trains from iteration 0; the encoder against the frozen EMA generator after the GAN phase
+    assert end["predictor"] < 0.9 * before_pred["predictor"]
+    # a tiny generator after 6 GAN steps cannot reconstruct real faces; the inversion of its own images can
+    assert end["code"] < 0.8 * before_enc["code"]
+    assert end["fake_rec"] < before_enc["fake_rec"]
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point():
+            assert torch.isfinite(tensor).all(), name
+    assert bool(model.boundaries_ready)
+    assert torch.allclose(model.boundary_normals.norm(dim=1), torch.ones(len(ATTRS)), atol=1e-5)
+    assert ((model.boundary_val_accuracy >= 0) & (model.boundary_val_accuracy <= 1)).all()
+
+
+def test_train_boundary_recovers_a_linear_direction():
+    rng = np.random.default_rng(0)
+    codes = rng.standard_normal((4000, 12))
+    truth = np.zeros(12)
+    truth[3], truth[7] = 0.6, -0.8
+    scores = codes @ truth + 0.05 * rng.standard_normal(4000)
+    bd = train_boundary(codes, scores, ratio=0.05, split=0.7, seed=0)
+    assert abs(np.linalg.norm(bd.normal) - 1) < 1e-6
+    assert bd.normal @ truth > 0.95  # points towards the attribute
+    assert bd.val_accuracy == 1.0 and 0 <= bd.remaining_accuracy <= 1
+    assert (((codes @ bd.normal + bd.offset) > 0) == (scores > 0)).mean() > 0.95  # the hyperplane, not just n
+
+
+def test_project_boundary_matches_the_official_closed_forms():
+    g = torch.Generator().manual_seed(0)
+    n1, n2, n3 = (v / v.norm() for v in torch.randn(3, 10, generator=g, dtype=torch.float64))
+    one = project_boundary(n1, [n2])
+    expected = n1 - (n1 @ n2) * n2
+    assert torch.allclose(one, expected / expected.norm())
+    two = project_boundary(n1, [n2, n3])
+    c12 = n2 @ n3
+    alpha = (n1 @ n2 - (n1 @ n3) * c12) / (1 - c12**2)
+    beta = (n1 @ n3 - (n1 @ n2) * c12) / (1 - c12**2)
+    expected = n1 - alpha * n2 - beta * n3
+    assert torch.allclose(two, expected / expected.norm(), atol=1e-6)
+    assert abs(float(two @ n2)) < 1e-6 and abs(float(two @ n3)) < 1e-6
+    assert torch.allclose(project_boundary(n1, []), n1)
+
+
+def test_move_reaches_the_target_distance_and_keeps_conditions(trained):
+    model = trained[0]
+    k_smile, k_young = model.attribute_index("Smiling"), model.attribute_index("Young")
+    codes = torch.randn(6, model.generator.num_ws, model.hparams.w_dim) * 0.1 + model.generator.mapping.w_avg
+    src = torch.zeros(6, len(ATTRS))
+    tgt = src.clone()
+    tgt[:, k_smile] = 1
+    moved = model.move(codes, src, tgt, strength=1.0)
+    before, after = model.signed_distance(codes), model.signed_distance(moved)
+    d = model.hparams.edit_distance
+    expect = torch.maximum(before[:, k_smile], torch.full_like(before[:, k_smile], d))
+    # along the projected direction the primal distance moves by cos(n, u) of the requested amount
+    cos = float(model.directions([k_smile])[k_smile] @ model.boundary_normals[k_smile])
+    want = before[:, k_smile] + cos * (expect - before[:, k_smile])
+    assert torch.allclose(after[:, k_smile], want, atol=1e-4)
+    assert torch.allclose(after[:, k_young], before[:, k_young], atol=1e-4)  # conditioned: kept
+    assert torch.equal(model.move(codes, src, src), codes)  # nothing edited: nothing moves
+    half = model.signed_distance(model.move(codes, src, tgt, strength=0.5))[:, k_smile]
+    assert torch.allclose(half - before[:, k_smile], 0.5 * (after[:, k_smile] - before[:, k_smile]), atol=1e-4)
+
+
+def test_edit_contract(trained):
+    model = trained[0].eval()
+    dm = trained[1]
+    batch = next(iter(dm.test_dataloader()))
+    x, a = batch["image"][:6], batch["attrs"][:6]
+    tgt = a.clone()
+    tgt[:, 0] = 1 - tgt[:, 0]
+    with torch.no_grad():
+        out = model.edit(x, a, tgt)
+        again = model.edit(x, a, tgt)
+        none = model.edit(x, a, tgt, strength=0.0)
+        rec = model.render(model.invert(x))
+    assert out.shape == x.shape and out.dtype == x.dtype and out.device == x.device
+    assert out.min() >= -1 and out.max() <= 1
+    assert torch.equal(out, again)  # deterministic in eval mode
+    assert torch.allclose(none, rec.clamp(-1, 1), atol=1e-6)  # strength 0 = the inversion, unedited
+    with torch.inference_mode():
+        assert torch.equal(model.edit(x, a, tgt), out)
+
+
+def test_checkpoint_round_trip(trained, tmp_path):
+    model, dm, trainer = trained[0], trained[1], trained[2]
+    path = tmp_path / "interfacegan.ckpt"
+    trainer.save_checkpoint(path)
+    loaded = load_method(str(path)).eval()
+    assert isinstance(loaded, InterFaceGAN) and bool(loaded.boundaries_ready)
+    batch = next(iter(dm.test_dataloader()))
+    x, a = batch["image"][:4], batch["attrs"][:4]
+    tgt = 1 - a
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(loaded.edit(x, a, tgt), model.edit(x, a, tgt))
