@@ -104,3 +104,17 @@ def test_checkpoint_round_trip(trained, datamodule, tmp_path):
     with torch.no_grad():
         assert torch.equal(model.edit(x, a, t, strength=0.7), loaded.edit(x, a, t, strength=0.7))
         assert torch.equal(model.edit(x, a, t, reference=x.flip(0)), loaded.edit(x, a, t, reference=x.flip(0)))
+
+
+def test_high_pass_generator_matches_official_layout():
+    """w_hpf > 0: an extra downsampling (8 px bottleneck) and high-pass skips at S/8..S/2, as the official 256 px."""
+    from methods.l2mgan.networks import Generator
+
+    assert Generator(256, 64, 64, 512, bottleneck_size=8, w_hpf=1.0).skip_sizes == {32, 64, 128}
+    g = Generator(32, 16, 8, 16, bottleneck_size=8, w_hpf=1.0)
+    assert g.skip_sizes == {16} and len(g.encode) == 4
+    x, s = torch.rand(2, 3, 32, 32) * 2 - 1, torch.randn(2, 16)
+    assert g(x, s).shape == x.shape
+    model = L2MGAN(ATTRS, image_size=32, bottleneck_size=8, w_hpf=1.0, **TINY).eval()
+    with torch.no_grad():
+        assert model.edit(x, torch.zeros(2, 3), torch.ones(2, 3)).shape == x.shape

@@ -32,6 +32,7 @@ class L2MGAN(EditingMethod):
         base_dim: channels at full resolution of G, E and D (default 2**14 // image_size, as StarGAN v2).
         max_conv_dim: channel cap (512).
         bottleneck_size: spatial size of the generator's bottleneck (16 px = StarGAN v2 without high-pass).
+        w_hpf: > 0 enables StarGAN v2's high-pass skip path (official L2M-GAN: 1 with an 8 px bottleneck), 0 = off.
         lr, beta1, beta2, weight_decay: Adam for every network (1e-4, 0.0, 0.99, 1e-4).
         ema_beta: EMA decay of generator, style encoder and style transformer; edits use the EMA copies (0.999).
         lambda_reg, lambda_cyc, lambda_sty, lambda_per, lambda_ort: loss weights (all 1 in the official code).
@@ -55,6 +56,7 @@ class L2MGAN(EditingMethod):
         base_dim: int | None = None,
         max_conv_dim: int = 512,
         bottleneck_size: int = 16,
+        w_hpf: float = 0.0,
         lr: float = 1e-4,
         beta1: float = 0.0,
         beta2: float = 0.99,
@@ -73,7 +75,7 @@ class L2MGAN(EditingMethod):
         self.automatic_optimization = False
         k = len(self.attribute_names)
         base = int(base_dim) if base_dim else 2**14 // self.image_size
-        self.generator = Generator(self.image_size, style_dim, base, max_conv_dim, bottleneck_size)
+        self.generator = Generator(self.image_size, style_dim, base, max_conv_dim, bottleneck_size, w_hpf=w_hpf)
         self.style_encoder = StyleEncoder(self.image_size, style_dim, 2 * k, base, max_conv_dim)
         self.style_transformer = StyleTransformer(style_dim, k)
         self.discriminator = Discriminator(self.image_size, 2 * k, base, max_conv_dim)

@@ -8,6 +8,7 @@ domain and attribute indices are long (B,).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from methods.common.blocks import AdainResBlk, ResBlk, mlp, num_downsamples
@@ -23,17 +24,50 @@ def _pick(stacked: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return stacked[torch.arange(stacked.shape[0], device=stacked.device), index]
 
 
+class HighPass(nn.Module):
+    """StarGAN v2's depthwise 3x3 high-pass filter [[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]] / w_hpf."""
+
+    def __init__(self, w_hpf: float) -> None:
+        super().__init__()
+        kernel = -torch.ones(3, 3)
+        kernel[1, 1] = 8.0
+        self.register_buffer("kernel", kernel / w_hpf, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.kernel.to(x.dtype)[None, None].expand(x.shape[1], 1, 3, 3)
+        return F.conv2d(x, weight, padding=1, groups=x.shape[1])
+
+
+class _AdainResBlkNoShortcut(AdainResBlk):
+    """StarGAN v2's AdaIN block when w_hpf > 0: the residual branch only (no shortcut)."""
+
+    def __init__(self, c_in: int, c_out: int, style_dim: int, upsample: bool = False) -> None:
+        super().__init__(c_in, c_out, style_dim, upsample)
+        self.skip = nn.Identity()
+
+    def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        h = F.leaky_relu(self.norm1(x, s), 0.2)
+        if self.upsample:
+            h = F.interpolate(h, scale_factor=2, mode="nearest")
+        return self.conv2(F.leaky_relu(self.norm2(self.conv1(h), s), 0.2))
+
+
 class Generator(nn.Module):
-    """StarGAN v2 encoder/decoder generator: instance-norm ResBlks down, AdaIN ResBlks up (no high-pass path).
+    """StarGAN v2 encoder/decoder generator: instance-norm ResBlks down, AdaIN ResBlks up.
 
     ``base_dim`` channels at full resolution, doubled per downsampling up to ``max_dim``; the encoder stops at
-    ``bottleneck_size`` px and adds ``num_bottleneck`` blocks there (StarGAN v2: 16 px and 2 blocks with w_hpf=0).
+    ``bottleneck_size`` px and adds ``num_bottleneck`` blocks there (StarGAN v2: 16 px and 2 blocks with w_hpf=0,
+    8 px with w_hpf=1). ``w_hpf`` > 0 is StarGAN v2's high-pass path as the official L2M-GAN uses it: decoder blocks
+    without shortcut, and the encoder features at every size from S/8 up to S/2 (above the bottleneck) added to the
+    decoder through ``HighPass`` (the official masks them with face-landmark heatmaps of a pretrained network;
+    here the mask is 1 everywhere).
     forward: x (B, 3, S, S), s (B, style_dim) -> (B, 3, S, S), unbounded (the caller clamps for display).
     """
 
     def __init__(self, image_size: int, style_dim: int, base_dim: int, max_dim: int,
-                 bottleneck_size: int = 16, num_bottleneck: int = 2) -> None:
+                 bottleneck_size: int = 16, num_bottleneck: int = 2, w_hpf: float = 0.0) -> None:
         super().__init__()
+        up_block = _AdainResBlkNoShortcut if w_hpf > 0 else AdainResBlk
         self.from_rgb = nn.Conv2d(3, base_dim, 3, 1, 1)
         self.encode = nn.ModuleList()
         self.decode = nn.ModuleList()
@@ -41,20 +75,28 @@ class Generator(nn.Module):
         for _ in range(num_downsamples(image_size, bottom=bottleneck_size)):
             c_out = min(c * 2, max_dim)
             self.encode.append(ResBlk(c, c_out, norm="instance", downsample=True))
-            self.decode.insert(0, AdainResBlk(c_out, c, style_dim, upsample=True))
+            self.decode.insert(0, up_block(c_out, c, style_dim, upsample=True))
             c = c_out
         for _ in range(num_bottleneck):
             self.encode.append(ResBlk(c, c, norm="instance"))
-            self.decode.insert(0, AdainResBlk(c, c, style_dim))
+            self.decode.insert(0, up_block(c, c, style_dim))
         self.to_rgb = nn.Sequential(nn.InstanceNorm2d(base_dim, affine=True), nn.LeakyReLU(0.2),
                                     nn.Conv2d(base_dim, 3, 1, 1, 0))
+        self.skip_sizes = ({r for r in (image_size // 8, image_size // 4, image_size // 2) if r > bottleneck_size}
+                           if w_hpf > 0 else set())
+        self.hpf = HighPass(w_hpf) if w_hpf > 0 else None
 
     def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         h = self.from_rgb(x)
+        cache: dict[int, torch.Tensor] = {}
         for block in self.encode:
+            if h.shape[-1] in self.skip_sizes:
+                cache[h.shape[-1]] = h
             h = block(h)
         for block in self.decode:
             h = block(h, s)
+            if h.shape[-1] in cache:
+                h = h + self.hpf(cache[h.shape[-1]])
         return self.to_rgb(h)
 
 
