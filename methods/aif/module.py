@@ -7,6 +7,7 @@ y for their target values, decode.
 
 Training (one batch = three optimizer steps, in this order, as in the official code):
     encoder + decoder: L_rec + alpha L_KL + rho L_class - gamma L_aux(A(z), y) + delta L_gan
+                       (or + gamma BCE(A(z), 1 - y) with aux_adv_loss="nonsaturating")
                        (+ beta L_class(E_y(x_rec), y), the official script's label loss on reconstructions)
     auxiliary net:     L_aux(A(z.detach()), y)
     discriminator:     non-saturating GAN loss on real x, reconstructions and prior samples D(z_p, y)
@@ -59,6 +60,9 @@ class AIFMethod(EditingMethod):
         rec_class_weight (beta): the official script's label loss of the encoder's classifier on the
             reconstructions, BCE(E_y(x_rec), y); with ``detach_classifier`` it trains the head only (as in the
             code), without it the gradient also reaches the decoder.
+        aux_adv_loss: how the encoder fights the auxiliary net. "minimax" (paper and code): minimise
+            -BCE(A(z), y), which saturates once A is confident; "nonsaturating": minimise BCE(A(z), 1 - y),
+            the flipped-label form (as Fader Networks), whose gradient is largest when A is right.
         detach_classifier: the label head reads detached features (official code) or also trains the trunk.
         logvar_init: initial bias of the log-variance head (0 = PyTorch default init).
     """
@@ -87,6 +91,7 @@ class AIFMethod(EditingMethod):
         aux_weight: float = 1.0,
         gan_weight: float = 1.0,
         rec_class_weight: float = 0.0,
+        aux_adv_loss: str = "minimax",
         detach_classifier: bool = True,
         logvar_init: float = 0.0,
     ) -> None:
@@ -130,6 +135,16 @@ class AIFMethod(EditingMethod):
         return [make([*self.encoder.parameters(), *self.decoder.parameters()]), make(self.aux.parameters()),
                 make(self.discriminator.parameters(), dis=True)]
 
+    def aux_adversarial(self, aux_logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The encoder's loss against the auxiliary net's logits A(z) (B, K) for labels y (B, K), to minimise."""
+        if self.hparams.aux_adv_loss == "minimax":
+            # -BCE with each element capped at 100, as PyTorch's F.binary_cross_entropy (log clamped at -100)
+            # caps it in the official code: otherwise the encoder could push it to -infinity
+            return -F.binary_cross_entropy_with_logits(aux_logits, y, reduction="none").clamp(max=100.0).mean()
+        if self.hparams.aux_adv_loss == "nonsaturating":
+            return F.binary_cross_entropy_with_logits(aux_logits, 1.0 - y)
+        raise ValueError(f"aux_adv_loss must be 'minimax' or 'nonsaturating', got {self.hparams.aux_adv_loss!r}")
+
     def vae_losses(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every encoder/decoder term on a batch x (B, 3, H, W), y (B, K); also returns z and the fakes."""
         mu, logvar, y_logits = self.encoder(x)
@@ -144,9 +159,7 @@ class AIFMethod(EditingMethod):
             "rec": bernoulli_reconstruction(rec_logits, x),
             "kl": kl_standard_normal(mu, logvar) / self.nz,        # per latent unit, as the official code
             "class": F.binary_cross_entropy_with_logits(y_logits, y),
-            # per-element BCE capped at 100, as PyTorch's F.binary_cross_entropy (log clamped at -100) caps it
-            # in the official code: the encoder *maximises* this term, which is otherwise unbounded
-            "aux_enc": F.binary_cross_entropy_with_logits(self.aux(z), y, reduction="none").clamp(max=100.0).mean(),
+            "aux_enc": self.aux_adversarial(self.aux(z), y),
             "gen": 0.5 * (generator_adv_loss(self.discriminator(rec)) +
                           generator_adv_loss(self.discriminator(sample))),
             "class_acc": ((y_logits > 0).float() == y).float().mean(),
@@ -166,7 +179,7 @@ class AIFMethod(EditingMethod):
         self.toggle_optimizer(opt_vae)
         t = self.vae_losses(x, y)
         loss_vae = (t["rec"] + h.kl_weight * t["kl"] + h.class_weight * t["class"]
-                    - h.aux_weight * t["aux_enc"] + h.gan_weight * t["gen"])
+                    + h.aux_weight * t["aux_enc"] + h.gan_weight * t["gen"])
         if h.rec_class_weight:
             loss_vae = loss_vae + h.rec_class_weight * t["rec_class"]
         assert_finite(step, loss_vae=loss_vae)
