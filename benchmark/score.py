@@ -16,7 +16,7 @@ from pathlib import Path
 from benchmark.results_io import DuplicateResultError, append_rows
 from datamodules.base import FaceDataModule
 from datamodules.registry import build_datamodule
-from evaluators.suite import SCORE_COLUMNS, EvaluatorConfig, build_evaluators, describe, score
+from evaluators.suite import IDENTITY_BACKENDS, SCORE_COLUMNS, EvaluatorConfig, build_evaluators, describe, score
 from methods.base import EditingMethod, get_method, load_method
 
 log = logging.getLogger("benchmark.score")
@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inception-weights", default=None)
     p.add_argument("--classifier-epochs", type=int, default=EvaluatorConfig.classifier_epochs)
     p.add_argument("--identity-epochs", type=int, default=EvaluatorConfig.identity_epochs)
+    p.add_argument("--identity-backend", default="auto", choices=list(IDENTITY_BACKENDS),
+                   help="auto: dlib's pretrained descriptor on real data when the [dlib] extra is installed, "
+                        "else the suite's trained ResNet18-CosFace")
     p.add_argument("--accelerator", default="cpu")
     p.add_argument("--devices", type=int, default=1)
     p.add_argument("--strategy", default="auto")
@@ -90,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     method, dm = load_method_and_data(args.method, args.ckpt, args.data, args.data_root, args.resolution,
                                       args.attributes, args.batch_size)
     cfg = EvaluatorConfig(classifier_epochs=args.classifier_epochs, identity_epochs=args.identity_epochs,
-                          seed=args.seed, realism=args.realism, inception_weights=args.inception_weights)
+                          identity_backend=args.identity_backend, seed=args.seed, realism=args.realism,
+                          inception_weights=args.inception_weights)
     bundle = build_evaluators(dm, cfg)
     log.info("evaluators: %s", json.dumps(describe(bundle), default=str))
     rows = []

@@ -29,4 +29,7 @@ class IdentityPreservation(Metric):
     def compute(self) -> dict[str, torch.Tensor]:
         if self.n == 0:
             return {"id_sim": torch.tensor(float("nan")), "id_match": torch.tensor(float("nan"))}
-        return {"id_sim": self.sim_sum / self.n, "id_match": self.match.double() / self.n}
+        match = self.match.double() / self.n
+        if self.threshold != self.threshold:  # no calibrated threshold (real data without identity labels)
+            match = torch.full_like(match, float("nan"))
+        return {"id_sim": self.sim_sum / self.n, "id_match": match}

@@ -14,7 +14,8 @@ import torch
 from datamodules.base import FaceDataModule
 from evaluators.classifier import get_attribute_classifier
 from evaluators.harness import EvaluatorBundle, ScoringModule
-from evaluators.identity_encoder import get_identity_encoder
+from evaluators.identity_dlib import dlib_available, dlib_identity_report
+from evaluators.identity_encoder import IdentityReport, get_identity_encoder
 from evaluators.realism import build_feature_space, reference_stats
 from methods.base import EditingMethod
 
@@ -38,6 +39,7 @@ class EvaluatorConfig:
 
     classifier_epochs: int = 6
     identity_epochs: int = 8
+    identity_backend: str = "auto"    # auto (dlib on real data when installed) | trained | dlib
     batch_size: int = 128
     seed: int = 0
     realism: str = "auto"             # auto | inception | attrclf
@@ -51,13 +53,31 @@ def build_evaluators(dm: FaceDataModule, cfg: EvaluatorConfig | None = None) -> 
     dm.setup()
     clf = get_attribute_classifier(dm, epochs=cfg.classifier_epochs, batch_size=cfg.batch_size, seed=cfg.seed)
     log.info("attribute classifier test accuracy: %s", clf.test_accuracy)
-    ident = get_identity_encoder(dm, epochs=cfg.identity_epochs, batch_size=cfg.batch_size, seed=cfg.seed)
+    ident = identity_backend(dm, cfg)
     log.info("identity encoder: ROC AUC %.4f, TAR@FAR=%g %.4f, threshold %.4f", ident.roc_auc, ident.far,
              ident.tar_at_far, ident.threshold)
     space = build_feature_space(cfg.realism, clf.model, cfg.inception_weights)
     key_extra = {"classifier": clf.cache_path} if space.name == "attrclf-resnet18" else {}
     ref = reference_stats(space, dm, "train", cfg.realism_real_images, cfg.kid_images, key_extra)
     return EvaluatorBundle(clf, ident, space, ref)
+
+
+IDENTITY_BACKENDS = ("auto", "trained", "dlib")
+
+
+def wants_dlib(dm: FaceDataModule, backend: str) -> bool:
+    """Whether ``backend`` resolves to dlib's descriptor on ``dm`` (``auto``: real data and the extra installed)."""
+    if backend not in IDENTITY_BACKENDS:
+        raise ValueError(f"identity_backend must be one of {IDENTITY_BACKENDS}, got {backend!r}")
+    return backend == "dlib" or (backend == "auto" and not dm.has_counterfactuals and dlib_available())
+
+
+def identity_backend(dm: FaceDataModule, cfg: EvaluatorConfig) -> IdentityReport:
+    """The identity embedder: dlib's pretrained descriptor (``dlib``; ``auto`` on real photographs when the
+    optional extra is installed) or the suite's own ResNet18-CosFace trained on ``dm``'s identities."""
+    if wants_dlib(dm, cfg.identity_backend):
+        return dlib_identity_report(dm, seed=cfg.seed)
+    return get_identity_encoder(dm, epochs=cfg.identity_epochs, batch_size=cfg.batch_size, seed=cfg.seed)
 
 
 def code_version() -> str:
