@@ -6,12 +6,17 @@ method's ``attribute_names`` and ``image_size`` are linked from the data module,
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 from lightning.pytorch.cli import LightningCLI
 
 from datamodules.base import FaceDataModule
 from methods.base import EditingMethod
+
+# Lightning 2.6 prints a code sample whenever a manually optimised module (every GAN here) writes periodic
+# checkpoints; the post-step state it warns about is the state the suite means to save (resume continues from it).
+warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization", category=UserWarning)
 
 
 class EditingCLI(LightningCLI):
