@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import lightning as L
 import torch
@@ -27,6 +28,7 @@ from torchmetrics import Metric
 from torchmetrics.aggregation import SumMetric
 
 from datamodules.base import FaceDataModule
+from datamodules.cache import config_hash
 from evaluators.attribute_metrics import AttributeManipulation, AttributePreservation
 from evaluators.classifier import ClassifierReport
 from evaluators.counterfactual import CounterfactualError
@@ -45,6 +47,32 @@ class EvaluatorBundle:
     identity: IdentityReport
     space: FeatureSpace
     reference: ReferenceStats
+    #: evaluator outputs on unedited test images (they do not depend on the method), computed once per image
+    inputs: InputEvaluations = field(default_factory=lambda: InputEvaluations())
+
+
+class InputEvaluations:
+    """What the evaluators read on the *unedited* test images — classifier logits, identity embedding, realism
+    features — kept on the CPU per (data set configuration, image index), so scoring N methods runs these
+    forward passes once instead of N times. Pure caching: the values are those a fresh forward pass gives."""
+
+    def __init__(self) -> None:
+        self._store: dict[tuple[str, int], tuple[torch.Tensor, ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def get(self, tag: str, index: torch.Tensor, compute: Callable[[], tuple[torch.Tensor, ...]]
+            ) -> tuple[torch.Tensor, ...]:
+        """The cached outputs of the images ``index`` (B,), or ``compute()`` them (each (B, ...)) and keep them."""
+        keys = [(tag, int(i)) for i in index.tolist()]
+        if keys and all(k in self._store for k in keys):
+            rows = [self._store[k] for k in keys]
+            return tuple(torch.stack([r[j] for r in rows]) for j in range(len(rows[0])))
+        out = compute()
+        for b, key in enumerate(keys):
+            self._store[key] = tuple(o[b].detach().cpu().clone() for o in out)
+        return out
 
 
 class ShardSampler(Sampler[int]):
@@ -107,6 +135,8 @@ class ScoringModule(L.LightningModule):
         self.fd_floor = FrechetDistance(bundle.reference.mu, bundle.reference.sigma)
         self.kid = KernelDistance(bundle.reference.features)
         self.cf = CounterfactualError() if dm.has_counterfactuals else None
+        self.inputs = bundle.inputs
+        self.input_tag = config_hash({"data": dm.config_key(), "split": "test"})
         self.edit_seconds, self.edited = SumMetric(), SumMetric()
         self.results: dict[str, float] = {}
 
@@ -148,14 +178,17 @@ class ScoringModule(L.LightningModule):
         if not torch.isfinite(edit).all():
             raise ValueError(f"{self.method.method_name}.edit returned non-finite values")
         edit = edit.clamp(-1, 1)
-        pred_in, pred_edit = self.classifier.predict(x), self.classifier.predict(edit)
+        pred_in, emb_in, f_in = (t.to(x.device) for t in self.inputs.get(
+            self.input_tag, batch["index"], lambda: (self.classifier.predict(x), self.id_encoder(x),
+                                                     self._features(x))))
+        pred_edit = self.classifier.predict(edit)
         self.manipulation.update(pred_edit[:, self.clf_column], tgt[:, self.column])
         self.preservation.update(pred_in, pred_edit, self.clf_column)
-        self.identity.update(self.id_encoder(x), self.id_encoder(edit))
+        self.identity.update(emb_in, self.id_encoder(edit))
         f_edit = self._features(edit)
         self.fd.update(f_edit)
         self.kid.update(f_edit)
-        self.fd_floor.update(self._features(x))
+        self.fd_floor.update(f_in)
         if self.cf is not None:
             truth = self.dm.counterfactuals("test", batch["index"].cpu(), tgt.cpu()).to(x)
             self.cf.update(x, edit, truth)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pandas as pd
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from benchmark.results_io import DuplicateResultError, append_rows
+from evaluators.harness import InputEvaluations
 from evaluators.suite import SCORE_COLUMNS, EvaluatorConfig, build_evaluators, score
 from methods import get_method
 
@@ -65,6 +67,21 @@ def test_max_images_scores_a_seeded_subset(tiny_synth, bundle):
     a = score(_method("identity", tiny_synth), tiny_synth, "Eyeglasses", bundle, max_images=7, batch_size=4)
     b = score(_method("identity", tiny_synth), tiny_synth, "Eyeglasses", bundle, max_images=7, batch_size=5)
     assert a["n_images"] == 7 and a["attr_acc"] == b["attr_acc"]
+
+
+def test_cached_input_evaluations_change_no_number(tiny_synth, bundle):
+    cold = dataclasses.replace(bundle, inputs=InputEvaluations())
+    first = score(_method("oracle", tiny_synth), tiny_synth, "Eyeglasses", cold, batch_size=6)
+    n_test = len(tiny_synth.dataset("test"))
+    assert len(cold.inputs) == n_test                      # one entry per scored test image
+    again = score(_method("oracle", tiny_synth), tiny_synth, "Eyeglasses", cold, batch_size=4)  # from the cache
+    other = score(_method("identity", tiny_synth), tiny_synth, "Smiling", cold, batch_size=6)
+    fresh = score(_method("identity", tiny_synth), tiny_synth, "Smiling",
+                  dataclasses.replace(bundle, inputs=InputEvaluations()), batch_size=6)
+    assert len(cold.inputs) == n_test
+    for k in ("attr_acc", "attr_preservation", "id_sim", "id_match", "realism", "realism_floor", "kid"):
+        assert again[k] == pytest.approx(first[k], rel=1e-5, abs=1e-6), k
+        assert other[k] == pytest.approx(fresh[k], rel=1e-5, abs=1e-6), k
 
 
 def test_ddp_two_processes_match_one(tiny_synth, bundle):
