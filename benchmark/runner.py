@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
+import json
 import logging
 import os
 import shutil
@@ -176,12 +178,74 @@ def load_unit_method(ctx: RunContext, method: str, seed: int, dm):
     return load_method(str(final))
 
 
+def checkpoint_id(ctx: RunContext, method: str, seed: int) -> str:
+    """What a score row was computed from: ``<unit>/<sha256[:12] of final.ckpt>``, or ``reference`` for methods
+    without training. Retraining (a fresh clone, a changed config) gives another id."""
+    from methods.base import get_method
+
+    if not get_method(method).needs_training:
+        return "reference"
+    final = final_checkpoint(ctx, method, seed)
+    digest = hashlib.sha256()
+    with open(final, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return f"{final.parent.name}/{digest.hexdigest()[:12]}"
+
+
+def provenance_key(path: Path, key: dict) -> str:
+    return "|".join([path.name, *(str(key[k]) for k in ("method", "dataset", "resolution", "attribute",
+                                                          "strength", "seed"))])
+
+
+def archive_stale_rows(ctx: RunContext, paths: list[Path], current: dict[tuple[str, int], str]) -> None:
+    """Move result rows that were not scored from this run's checkpoints (``provenance.json``) to
+    ``archive/<time>/``, so they are neither skipped as finished nor silently overwritten."""
+    import pandas as pd
+
+    from benchmark.results_io import write_csv_atomic
+
+    prov_path = ctx.out / "provenance.json"
+    prov = json.loads(prov_path.read_text()) if prov_path.exists() else {}
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for path in paths:
+        df = read_results(path)
+        if not len(df):
+            continue
+        scored_now = {m for m, _ in current}  # rows of methods outside this run are left alone
+        keep = [r["method"] not in scored_now
+                or prov.get(provenance_key(path, r)) == current.get((r["method"], int(r["seed"])))
+                for r in df.to_dict("records")]
+        stale = df[[not k for k in keep]]
+        if not len(stale):
+            continue
+        dest = ctx.out / "archive" / stamp / path.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        previous = read_results(dest)
+        write_csv_atomic(pd.concat([previous, stale]) if len(previous) else stale, dest)
+        write_csv_atomic(df[keep], path)
+        ctx.status(f"results {path.name}", f"{len(stale)} row(s) scored from other checkpoints moved to {dest}")
+
+
+def record_provenance(ctx: RunContext, path: Path, key: dict, checkpoint: str) -> None:
+    from datamodules.cache import atomic_write_bytes
+
+    prov_path = ctx.out / "provenance.json"
+    prov = json.loads(prov_path.read_text()) if prov_path.exists() else {}
+    prov[provenance_key(path, key)] = checkpoint
+    atomic_write_bytes(prov_path, json.dumps(prov, indent=1, sort_keys=True).encode())
+
+
 def score_units(ctx: RunContext, dm, bundle) -> None:
     from evaluators.suite import SCORE_COLUMNS, score
     from methods.base import get_method
 
     sc = ctx.preset.get("scoring", {})
     scores, sweep = ctx.out / "scores.csv", ctx.out / "strength_sweep.csv"
+    current = {(method, seed): checkpoint_id(ctx, method, seed)
+               for seed in ctx.preset.get("seeds", [0]) for method in all_methods(ctx, dm)
+               if not get_method(method).needs_training or final_checkpoint(ctx, method, seed).exists()}
+    archive_stale_rows(ctx, [scores, sweep], current)
     trainer_kwargs = {"accelerator": ctx.accelerator or ctx.preset.get("trainer", {}).get("accelerator", "cpu"),
                       "devices": 1, "enable_progress_bar": True}
     for seed in ctx.preset.get("seeds", [0]):
@@ -205,6 +269,7 @@ def score_units(ctx: RunContext, dm, bundle) -> None:
                 row = score(m, dm, attribute, bundle, strength, max_images, sc.get("batch_size", 64), seed,
                             trainer_kwargs)
                 append_rows(path, [row], SCORE_COLUMNS, overwrite=ctx.force)
+                record_provenance(ctx, path, key, current[(method, seed)])
                 ctx.status(unit, f"attr_acc={row['attr_acc']:.3f} id_match={row['id_match']:.3f}",
                            time.time() - t0)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 import yaml
@@ -61,6 +63,23 @@ def test_runner_outputs_and_resume(tmp_path, capsys):
     log = capsys.readouterr().out
     assert "training" not in log and "attr_acc=" not in log
     assert len(pd.read_csv(out / "scores.csv")) == len(scores)
+    # rows scored from other checkpoints (a fresh clone holds the committed results but retrains other weights)
+    # are moved to archive/ and rescored: neither skipped as finished nor silently overwritten
+    prov = json.loads((out / "provenance.json").read_text())
+    assert {v for k, v in prov.items() if "|identity|" in k} == {"reference"}
+    prov = {k: (v if v == "reference" else v[:-4] + "beef") for k, v in prov.items()}
+    (out / "provenance.json").write_text(json.dumps(prov))
+    assert run_main(["--preset", preset, "--output", str(out), "--stage", "train", "score"]) == 0
+    log = capsys.readouterr().out
+    archived = list((out / "archive").glob("*/scores.csv"))
+    assert len(archived) == 1 and "moved to" in log
+    old = pd.read_csv(archived[0])
+    assert set(old["method"]) == set(trained) and len(old) == 3 * len(trained)
+    again = pd.read_csv(out / "scores.csv")
+    assert len(again) == len(scores) and not again.duplicated(key).any()
+    assert "score identity Smiling s=1 seed=0" in log and "done already, skipped" in log  # reference rows kept
+    for m in trained:
+        assert f"score {m} Smiling s=1 seed=0" in log
 
 
 def test_runner_rejects_unknown_method_and_preset(tmp_path):
