@@ -39,18 +39,6 @@ from evaluators.realism import FeatureSpace, ReferenceStats
 from methods.base import EditingMethod
 
 
-@dataclass
-class EvaluatorBundle:
-    """The evaluator networks and reference statistics of one data set (built once, shared by all methods)."""
-
-    classifier: ClassifierReport
-    identity: IdentityReport
-    space: FeatureSpace
-    reference: ReferenceStats
-    #: evaluator outputs on unedited test images (they do not depend on the method), computed once per image
-    inputs: InputEvaluations = field(default_factory=lambda: InputEvaluations())
-
-
 class InputEvaluations:
     """What the evaluators read on the *unedited* test images — classifier logits, identity embedding, realism
     features — kept on the CPU per (data set configuration, image index), so scoring N methods runs these
@@ -70,9 +58,22 @@ class InputEvaluations:
             rows = [self._store[k] for k in keys]
             return tuple(torch.stack([r[j] for r in rows]) for j in range(len(rows[0])))
         out = compute()
+        on_cpu = [o.detach().cpu() for o in out]  # one device-to-host copy per output, not one per image
         for b, key in enumerate(keys):
-            self._store[key] = tuple(o[b].detach().cpu().clone() for o in out)
+            self._store[key] = tuple(c[b].clone() for c in on_cpu)
         return out
+
+
+@dataclass
+class EvaluatorBundle:
+    """The evaluator networks and reference statistics of one data set (built once, shared by all methods)."""
+
+    classifier: ClassifierReport
+    identity: IdentityReport
+    space: FeatureSpace
+    reference: ReferenceStats
+    #: evaluator outputs on unedited test images (they do not depend on the method), computed once per image
+    inputs: InputEvaluations = field(default_factory=InputEvaluations)
 
 
 class ShardSampler(Sampler[int]):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torchmetrics import Metric
 
@@ -30,6 +32,6 @@ class IdentityPreservation(Metric):
         if self.n == 0:
             return {"id_sim": torch.tensor(float("nan")), "id_match": torch.tensor(float("nan"))}
         match = self.match.double() / self.n
-        if self.threshold != self.threshold:  # no calibrated threshold (real data without identity labels)
+        if math.isnan(self.threshold):  # no calibrated threshold (real data without identity labels)
             match = torch.full_like(match, float("nan"))
         return {"id_sim": self.sim_sum / self.n, "id_match": match}
