@@ -1,4 +1,6 @@
-"""The leaderboard: one row per method, headline metrics averaged over attributes, with ranks."""
+"""The leaderboard: one row per method, headline metrics averaged over attributes (then over seeds), sorted
+by the joint per-image ``success``. Reference points (methods that need no training: the no-op and the
+exact-counterfactual oracle) are shown in their own block and never ranked."""
 
 from __future__ import annotations
 
@@ -11,47 +13,103 @@ from datamodules.cache import atomic_write_bytes
 
 #: headline metric -> True when higher is better
 HEADLINE = {
-    "attr_acc": True, "attr_preservation": True, "id_sim": True, "id_match": True,
+    "success": True, "attr_acc": True, "attr_preservation": True, "id_sim": True, "id_match": True,
     "realism": False, "kid": False, "cf_l1_in": False, "cf_l1_out": False, "edit_ms": False,
 }
+#: bootstrap-interval columns averaged beside their metric
+INTERVALS = [f"{m}_{e}" for m in ("success", "attr_acc", "id_match", "attr_preservation") for e in ("lo", "hi")]
+
+
+def is_reference_point(method: str) -> bool:
+    """Whether ``method`` is a reference point (its class needs no training), by the method registry."""
+    try:
+        from methods import get_method
+
+        return not get_method(method).needs_training
+    except (KeyError, ValueError, ImportError):
+        return False
 
 
 def leaderboard(scores: pd.DataFrame) -> pd.DataFrame:
-    """Average the nominal-strength rows (strength 1) of each method over attributes (and seeds); rank."""
+    """Nominal-strength rows (strength 1): mean over attributes per (method, seed), then mean (and std, with
+    several seeds) over seeds. Methods sorted by success; reference points last (``reference`` True)."""
     if scores.empty:
         raise ValueError("no scores yet: run the score stage first")
     df = scores[scores["strength"] == 1.0]
-    cols = [c for c in HEADLINE if c in df.columns and df[c].notna().any()]
-    board = df.groupby("method")[cols].mean()
+    if "seed" not in df:
+        df = df.assign(seed=0)
+    cols = [c for c in list(HEADLINE) + INTERVALS if c in df.columns and df[c].notna().any()]
+    per_seed = df.groupby(["method", "seed"])[cols].mean()
+    board = per_seed.groupby("method").mean()
+    n_seeds = df.groupby("method")["seed"].nunique()
+    if n_seeds.max() > 1:
+        for c in [c for c in HEADLINE if c in cols]:
+            board[f"{c}_std"] = per_seed[c].groupby("method").std(ddof=1)
     board.insert(0, "attributes", df.groupby("method")["attribute"].nunique())
-    board.insert(1, "params_m", df.groupby("method")["params_m"].first())
-    realism = df["realism_metric"].dropna().unique()
-    ranked = [c for c in cols if c != "edit_ms"]
-    for c in ranked:
-        board[f"rank_{c}"] = board[c].rank(ascending=not HEADLINE[c], method="min")
-    board["mean_rank"] = board[[f"rank_{c}" for c in ranked]].mean(axis=1)
-    board = board.sort_values(["mean_rank", "attr_acc"], ascending=[True, False]).reset_index()
-    board.attrs["realism_metric"] = realism[0] if len(realism) == 1 else "/".join(realism)
+    board.insert(1, "seeds", n_seeds)
+    board.insert(2, "params_m", df.groupby("method")["params_m"].first())
+    board["reference"] = [is_reference_point(m) for m in board.index]
+    sort = "success" if "success" in board else "attr_acc"
+    board = board.sort_values(["reference", sort], ascending=[True, False]).reset_index()
+    realism = df["realism_metric"].dropna().unique() if "realism_metric" in df else []
+    refname = df["realism_reference"].dropna().unique() if "realism_reference" in df else []
+    board.attrs["realism_metric"] = "/".join(realism) if len(realism) else "realism"
+    board.attrs["realism_reference"] = "/".join(refname)
+    board.attrs["tied"] = tied_with_leader(board)
     return board
+
+
+def tied_with_leader(board: pd.DataFrame) -> list[str]:
+    """Ranked methods whose success interval overlaps the leader's (their order is not established)."""
+    ranked = board[~board["reference"]]
+    if not len(ranked) or "success_lo" not in board:
+        return []
+    lead = ranked.iloc[0]
+    return [r["method"] for _, r in ranked.iloc[1:].iterrows()
+            if r["success_hi"] >= lead["success_lo"] and r["success_lo"] <= lead["success_hi"]]
+
+
+def _cell(board: pd.DataFrame, r: pd.Series, c: str) -> str:
+    v = r[c]
+    if isinstance(v, str):
+        return v
+    if pd.isna(v):
+        return ""
+    text = f"{v:.2f}" if c == "edit_ms" else f"{v:.3f}"
+    if f"{c}_lo" in board and not pd.isna(r.get(f"{c}_lo")):
+        text += f" [{r[f'{c}_lo']:.2f}, {r[f'{c}_hi']:.2f}]"
+    if f"{c}_std" in board and not pd.isna(r.get(f"{c}_std")):
+        text += f" ± {r[f'{c}_std']:.3f}"
+    return text
 
 
 def to_markdown(board: pd.DataFrame) -> str:
     realism = board.attrs.get("realism_metric", "realism")
-    show = ["method", "attr_acc", "attr_preservation", "id_sim", "id_match", "realism", "kid", "cf_l1_in",
-            "cf_l1_out", "edit_ms", "params_m", "mean_rank"]
+    ref = board.attrs.get("realism_reference", "")
+    realism_label = f"{realism} vs {ref}" if ref else realism
+    tied = set(board.attrs.get("tied", []))
+    show = ["method", "success", "attr_acc", "attr_preservation", "id_sim", "id_match", "realism", "kid",
+            "cf_l1_in", "cf_l1_out", "edit_ms", "params_m"]
     show = [c for c in show if c in board.columns]
-    header = [realism if c == "realism" else c for c in show]
+    header = [realism_label if c == "realism" else c for c in show]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in show) + "|"]
-    for _, r in board.iterrows():
-        cells = []
-        for c in show:
-            v = r[c]
-            cells.append(str(v) if isinstance(v, str) else ("" if pd.isna(v) else f"{v:.3f}" if c != "edit_ms"
-                                                             else f"{v:.2f}"))
-        lines.append("| " + " | ".join(cells) + " |")
-    note = (f"\nMeans over attributes at strength 1. Higher is better for attr_acc, attr_preservation, id_sim and "
-            f"id_match; lower for {realism}, kid, cf_l1_in, cf_l1_out and edit_ms (ms per image). mean_rank "
-            f"averages the per-metric ranks (edit_ms excluded).\n")
+    for block, title in ((False, None), (True, "reference points (not ranked)")):
+        rows = board[board["reference"] == block]
+        if not len(rows):
+            continue
+        if title:
+            lines.append("| " + " | ".join([f"*{title}*"] + [""] * (len(show) - 1)) + " |")
+        for _, r in rows.iterrows():
+            cells = [_cell(board, r, c) for c in show]
+            if r["method"] in tied:
+                cells[0] = f"≈ {cells[0]}"
+            lines.append("| " + " | ".join(cells) + " |")
+    note = (f"\nSorted by success (per image: target read AND identity matched AND every other attribute kept), "
+            f"means over attributes at strength 1; [lo, hi] are 95% bootstrap intervals over test identities "
+            f"(mean of the per-attribute bounds); ± is the std over seeds when there are several. ≈ marks a "
+            f"method whose success interval overlaps the leader's. Higher is better for success, attr_acc, "
+            f"attr_preservation, id_sim and id_match; lower for {realism_label}, kid, cf_l1_in, cf_l1_out and "
+            f"edit_ms (ms per image). Reference points bound the scale and are never ranked.\n")
     return "\n".join(lines) + "\n" + note
 
 

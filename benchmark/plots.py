@@ -1,5 +1,6 @@
 """Plots of a results folder (matplotlib, PNG): a bar chart per headline metric, the accuracy-vs-identity
-trade-off scatter, and strength-sweep curves for methods that support strength."""
+trade-off scatter, and strength-sweep trade-off curves (success and attr_acc against id_sim, one point per
+strength, so methods whose strengths mean different things share axes)."""
 
 from __future__ import annotations
 
@@ -51,14 +52,17 @@ def write_plots(out: Path) -> list[Path]:
     sweep = read_results(out / "strength_sweep.csv")
     if len(sweep):
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+        metrics = [m for m in ("success", "attr_acc") if m in sweep.columns]
         for method, g in sweep.groupby("method"):
             g = g.sort_values("strength")
-            axes[0].plot(g["strength"], g["attr_acc"], marker="o", label=method)
-            axes[1].plot(g["strength"], g["id_sim"], marker="o", label=method)
+            for ax, metric in zip(axes, metrics):
+                ax.plot(g["id_sim"], g[metric], marker="o", label=method)  # each point one strength
         attr = sweep["attribute"].iloc[0]
-        axes[0].set(xlabel="strength", ylabel="attribute-manipulation accuracy", title=f"{attr}: accuracy")
-        axes[1].set(xlabel="strength", ylabel="identity similarity", title=f"{attr}: identity")
-        axes[1].legend(fontsize=8)
+        n = int(sweep["n_images"].max()) if "n_images" in sweep else 0
+        for ax, metric in zip(axes, metrics):
+            ax.set(xlabel="identity similarity (cosine)", ylabel=metric,
+                   title=f"{attr}: {metric} vs identity ({n} images per point)")
+        axes[-1].legend(fontsize=8)
         _save(fig, plots / "strength_sweep.png")
         written.append(plots / "strength_sweep.png")
     return written

@@ -266,11 +266,13 @@ def score_units(ctx: RunContext, dm, bundle) -> None:
                 if m is None:
                     m = load_unit_method(ctx, method, seed, dm)
                 t0 = time.time()
+                per_image = ctx.out / "per_image" / f"{method}_nominal_{attribute}_s{strength:g}_seed{seed}.csv"
                 row = score(m, dm, attribute, bundle, strength, max_images, sc.get("batch_size", 64), seed,
-                            trainer_kwargs)
+                            trainer_kwargs, per_image_path=per_image)
                 append_rows(path, [row], SCORE_COLUMNS, overwrite=ctx.force)
                 record_provenance(ctx, path, key, current[(method, seed)])
-                ctx.status(unit, f"attr_acc={row['attr_acc']:.3f} id_match={row['id_match']:.3f}",
+                ctx.status(unit, f"success={row['success']:.3f} attr_acc={row['attr_acc']:.3f} "
+                                 f"id_match={row['id_match']:.3f}",
                            time.time() - t0)
 
 

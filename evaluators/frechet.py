@@ -7,7 +7,6 @@ metric state, summed (FD) or concatenated (KID) across processes, so no rank cou
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 import torch
 from torchmetrics import Metric
 
@@ -17,12 +16,25 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
     diff = mu1 - mu2
-    covmean, _ = scipy.linalg.sqrtm(sigma1.dot(sigma2), disp=False)
-    if not np.isfinite(covmean).all():  # near-singular product: regularise as pytorch-fid does
-        offset = np.eye(sigma1.shape[0]) * 1e-6
-        covmean = scipy.linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
-    covmean = covmean.real
-    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt_product(sigma1, sigma2))
+
+
+def _psd_sqrt(sigma: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a covariance (D, D), negative round-off eigenvalues clipped to 0."""
+    w, v = np.linalg.eigh((sigma + sigma.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+
+
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """Tr((S1 S2)^(1/2)) for covariances S1, S2 (D, D), by eigen-decompositions only (no scipy sqrtm).
+
+    S1 S2 is similar to the symmetric PSD matrix A = S1^(1/2) S2 S1^(1/2), so the eigenvalues of (S1 S2)^(1/2)
+    are the square roots of A's: the trace is sum(sqrt(eig(A))), exact and stable for singular covariances.
+    """
+    root = _psd_sqrt(sigma1)
+    inner = root @ sigma2 @ root
+    w = np.linalg.eigvalsh((inner + inner.T) / 2)
+    return float(np.sqrt(np.clip(w, 0.0, None)).sum())
 
 
 def feature_stats(features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -32,13 +44,15 @@ def feature_stats(features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 
 class FrechetDistance(Metric):
-    """FD between generated features (``update``) and fixed reference statistics (mu, sigma)."""
+    """FD between generated features (``update``) and fixed reference statistics (mu, sigma); NaN with fewer
+    than ``min_samples`` generated samples (at least 2)."""
 
     full_state_update = False
     higher_is_better = False
 
-    def __init__(self, ref_mu: np.ndarray, ref_sigma: np.ndarray, **kwargs) -> None:
+    def __init__(self, ref_mu: np.ndarray, ref_sigma: np.ndarray, min_samples: int = 2, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.min_samples = max(2, int(min_samples))
         self.ref_mu, self.ref_sigma = np.asarray(ref_mu), np.asarray(ref_sigma)
         d = self.ref_mu.shape[0]
         self.add_state("sum", torch.zeros(d, dtype=torch.float64), dist_reduce_fx="sum")
@@ -53,8 +67,8 @@ class FrechetDistance(Metric):
 
     def compute(self) -> torch.Tensor:
         n = self.n.item()
-        if n < 2:
-            raise ValueError("the Fréchet distance needs at least 2 generated samples")
+        if n < self.min_samples:  # too few samples for a covariance worth comparing: no number, not a guess
+            return torch.tensor(float("nan"))
         mu = (self.sum / n).cpu().numpy()
         sigma = ((self.outer - n * torch.outer(self.sum / n, self.sum / n)) / (n - 1)).cpu().numpy()
         return torch.tensor(frechet_distance(mu, sigma, self.ref_mu, self.ref_sigma))
@@ -92,7 +106,9 @@ def kernel_distance(gen: np.ndarray, ref: np.ndarray, subsets: int = 100, subset
 
 
 class KernelDistance(Metric):
-    """KID between generated features (``update``) and a fixed reference feature set (N, D)."""
+    """KID between generated features (``update``) and a fixed reference feature set (N, D).
+
+    ``compute`` returns a (2,) tensor: the mean and the std of the unbiased MMD^2 over the random subsets."""
 
     full_state_update = False
     higher_is_better = False
@@ -112,5 +128,5 @@ class KernelDistance(Metric):
         # order does not depend on how samples were sharded: sort rows so subsets are rank-count independent
         f = feats.cpu().numpy()
         f = f[np.lexsort(f.T[::-1])]
-        mean, _ = kernel_distance(f, self.ref, self.subsets, self.subset_size, self.seed)
-        return torch.tensor(mean)
+        mean, std = kernel_distance(f, self.ref, self.subsets, self.subset_size, self.seed)
+        return torch.tensor([mean, std])

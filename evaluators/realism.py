@@ -1,4 +1,8 @@
-"""Realism: Fréchet distance and KID of edited test images against the real training images.
+"""Realism: Fréchet distance and KID of edited test images against reference statistics of train images.
+
+References (see docs/metrics.md): the exact counterfactuals of the train images under the same flip
+(``counterfactual_reference``; the headline on synthetic data), the train images of the target domain
+(``domain_reference``; StarGAN v2 / L2M-GAN), optionally label-matched, and all train images (``reference_stats``).
 
 Feature spaces behind a registry:
   * ``inception-v3-compat`` — torch-fidelity's Inception-v3 (the TF-FID weights): the row says ``fid``.
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,40 +127,115 @@ def build_feature_space(backend: str, classifier: nn.Module, weights_path: str |
     raise ValueError(f"unknown realism backend {backend!r}; choose auto, inception or attrclf")
 
 
+#: fewest images on either side of a Fréchet distance the suite reports (fewer: NaN and a ``realism_note``).
+#: 2x the feature dimension would make the covariance full rank, impossible at tiny sizes for 512-d features;
+#: 50 keeps the mean term meaningful and is documented in docs/metrics.md.
+MIN_REALISM_IMAGES = 50
+
+
 @dataclass
 class ReferenceStats:
+    """Real-image statistics in a feature space: mean (D,), covariance (D, D), a KID subset (M, D), the number
+    of images behind mu/sigma and ``key_hash``, the hash of everything that made them (the cache key)."""
+
     mu: np.ndarray
     sigma: np.ndarray
     features: np.ndarray  # a subset for KID
     n: int
+    key_hash: str = ""
 
 
-def reference_stats(space: FeatureSpace, dm: FaceDataModule, split: str = "train", max_images: int = 50_000,
-                    kid_images: int = 5_000, key_extra: dict | None = None, batch_size: int = 128
-                    ) -> ReferenceStats:
-    """Statistics of the real ``split`` images in ``space``, cached by everything that changes them."""
-    ds = dm.dataset(split)
-    n = min(len(ds), max_images)
-    key = {"data": dm.config_key(), "split": split, "n": n, "space": space.name, "resizer": space.resizer,
-           "kid_images": kid_images, **(key_extra or {})}
-    path = os.path.join(cache_root(), "realism", f"{space.name}-{config_hash(key)}.pt")
+def _cached_stats(space: FeatureSpace, key: dict, n: int, images: Callable[[list[int]], torch.Tensor],
+                  kid_images: int, batch_size: int, desc: str) -> ReferenceStats:
+    """Statistics of ``n`` images given in batches by ``images(positions)`` -> (B, 3, H, W) in [-1, 1], cached
+    (atomically) under the hash of ``key``."""
+    key_hash = config_hash(key)
+    path = os.path.join(cache_root(), "realism", f"{space.name}-{key_hash}.pt")
     if os.path.exists(path):
         try:
             blob = torch.load(path, weights_only=True)
-            return ReferenceStats(blob["mu"].numpy(), blob["sigma"].numpy(), blob["features"].numpy(), n)
+            return ReferenceStats(blob["mu"].numpy(), blob["sigma"].numpy(), blob["features"].numpy(), n, key_hash)
         except Exception as err:
             log.warning("realism cache %s unreadable (%s); recomputing", path, err)
     feats = []
-    for s in tqdm(range(0, n, batch_size), desc=f"real {split} features ({space.name})", unit="batch"):
-        batch = torch.stack([ds[i]["image"] for i in range(s, min(n, s + batch_size))])
-        feats.append(space(batch).cpu())
+    for s in tqdm(range(0, n, batch_size), desc=desc, unit="batch"):
+        feats.append(space(images(list(range(s, min(n, s + batch_size))))).cpu())
     f = torch.cat(feats)
     mu, sigma = feature_stats(f)
     g = torch.Generator().manual_seed(0)
     sub = f[torch.randperm(len(f), generator=g)[:kid_images]].double()
     atomic_torch_save({"mu": torch.from_numpy(mu), "sigma": torch.from_numpy(sigma), "features": sub, "key": key},
                       path)
-    return ReferenceStats(mu, sigma, sub.numpy(), n)
+    return ReferenceStats(mu, sigma, sub.numpy(), n, key_hash)
+
+
+def _base_key(space: FeatureSpace, dm: FaceDataModule, split: str, n: int, kid_images: int,
+              key_extra: dict | None) -> dict:
+    return {"data": dm.config_key(), "split": split, "n": n, "space": space.name, "resizer": space.resizer,
+            "kid_images": kid_images, **(key_extra or {})}
+
+
+def reference_stats(space: FeatureSpace, dm: FaceDataModule, split: str = "train", max_images: int = 50_000,
+                    kid_images: int = 5_000, key_extra: dict | None = None, batch_size: int = 128
+                    ) -> ReferenceStats:
+    """Statistics of all real ``split`` images in ``space`` (the attribute mix of the split), cached by
+    everything that changes them."""
+    ds = dm.dataset(split)
+    n = min(len(ds), max_images)
+    key = _base_key(space, dm, split, n, kid_images, key_extra)
+    return _cached_stats(space, key, n, lambda pos: torch.stack([ds[i]["image"] for i in pos]), kid_images,
+                         batch_size, f"real {split} features ({space.name})")
+
+
+def _seeded_subset(indices: torch.Tensor, max_images: int) -> torch.Tensor:
+    """``indices`` (N,), or a seeded sorted subset of ``max_images`` of them."""
+    if len(indices) <= max_images:
+        return indices
+    g = torch.Generator().manual_seed(0)
+    return indices[torch.randperm(len(indices), generator=g)[:max_images]].sort().values
+
+
+def counterfactual_reference(space: FeatureSpace, dm: FaceDataModule, attribute: str, max_images: int = 50_000,
+                             kid_images: int = 5_000, key_extra: dict | None = None, batch_size: int = 128
+                             ) -> ReferenceStats:
+    """Statistics of the exact counterfactuals of the *train* images under the flip of ``attribute`` (each train
+    image rendered with that one attribute flipped, all else kept): the distribution a perfect edit of test
+    images is drawn from. Only for data sets with ``has_counterfactuals``."""
+    ds = dm.dataset("train")
+    col = dm.attribute_names.index(attribute)
+    chosen = _seeded_subset(torch.arange(len(ds)), max_images)
+    key = _base_key(space, dm, "train", len(chosen), kid_images, key_extra) | {
+        "reference": "counterfactual-train", "attribute": attribute}
+
+    def images(pos: list[int]) -> torch.Tensor:
+        idx = chosen[pos]
+        tgt = ds.attrs[idx].clone()
+        tgt[:, col] = 1 - tgt[:, col]
+        return dm.counterfactuals("train", idx, tgt)
+
+    return _cached_stats(space, key, len(chosen), images, kid_images, batch_size,
+                         f"counterfactual train features {attribute} ({space.name})")
+
+
+def domain_reference(space: FeatureSpace, dm: FaceDataModule, attribute: str, value: int,
+                     max_images: int = 50_000, kid_images: int = 5_000, key_extra: dict | None = None,
+                     batch_size: int = 128, labels: dict[str, int] | None = None) -> ReferenceStats | None:
+    """Statistics of the train images whose ``attribute`` equals ``value`` (the target domain, as StarGAN v2's
+    and L2M-GAN's ``metrics/eval.py``), further restricted to ``labels`` {name: value} when given (the
+    label-matched reference). None when fewer than ``MIN_REALISM_IMAGES`` train images qualify."""
+    ds = dm.dataset("train")
+    want = {attribute: int(value), **(labels or {})}
+    mask = torch.ones(len(ds), dtype=torch.bool)
+    for name, v in want.items():
+        mask &= ds.attrs[:, dm.attribute_names.index(name)] == float(v)
+    pool = torch.nonzero(mask).squeeze(1)
+    if len(pool) < MIN_REALISM_IMAGES:
+        return None
+    chosen = _seeded_subset(pool, max_images)
+    key = _base_key(space, dm, "train", len(chosen), kid_images, key_extra) | {
+        "reference": "target-domain-train", "labels": sorted(want.items())}
+    return _cached_stats(space, key, len(chosen), lambda pos: torch.stack([ds[int(i)]["image"] for i in chosen[pos]]),
+                         kid_images, batch_size, f"train features {want} ({space.name})")
 
 
 def resize_for(images: torch.Tensor, size: int) -> torch.Tensor:

@@ -16,7 +16,7 @@ from evaluators.classifier import get_attribute_classifier
 from evaluators.harness import EvaluatorBundle, ScoringModule
 from evaluators.identity_dlib import dlib_available, dlib_identity_report
 from evaluators.identity_encoder import IdentityReport, get_identity_encoder
-from evaluators.realism import build_feature_space, reference_stats
+from evaluators.realism import MIN_REALISM_IMAGES, build_feature_space, reference_stats
 from methods.base import EditingMethod
 
 log = logging.getLogger(__name__)
@@ -24,13 +24,24 @@ log = logging.getLogger(__name__)
 #: every column of scores.csv, in order (see docs/metrics.md for how each is computed)
 SCORE_COLUMNS = [
     "method", "dataset", "resolution", "attribute", "strength", "n_images",
-    "attr_acc", "attr_acc_add", "attr_acc_remove", "attr_preservation", "id_sim", "id_match",
-    "realism_metric", "realism", "realism_floor", "kid",
+    "success", "success_lo", "success_hi", "success_add", "success_remove", "success_ceiling",
+    "attr_acc", "attr_acc_lo", "attr_acc_hi", "attr_acc_add", "attr_acc_remove",
+    "attr_preservation", "attr_preservation_lo", "attr_preservation_hi", "id_sim", "id_match", "id_match_lo",
+    "id_match_hi", "realism_metric", "realism_reference", "realism", "realism_floor", "kid", "kid_std",
+    "realism_domain", "realism_domain_floor", "realism_matched", "realism_matched_floor", "realism_note",
     "cf_l1", "cf_l1_in", "cf_l1_out", "cf_psnr", "cf_ssim",
     "edit_ms", "edit_batch_size", "device", "params_m",
     "classifier_acc", "id_encoder_auc", "id_encoder_tar", "id_threshold", "id_backend",
-    "feature_extractor", "resizer", "n_real", "reference_split", "seed", "code_version", "timestamp",
+    "feature_extractor", "resizer", "n_real", "reference_split", "classifier_hash", "id_encoder_hash",
+    "realism_ref_hash", "seed", "code_version", "timestamp",
 ]
+
+#: the scalar metrics the scoring module computes (copied into a row as they are; NaN when absent)
+_MEASURED = ("success", "success_lo", "success_hi", "success_add", "success_remove", "success_ceiling",
+             "attr_acc", "attr_acc_lo", "attr_acc_hi", "attr_acc_add", "attr_acc_remove", "attr_preservation",
+             "attr_preservation_lo", "attr_preservation_hi", "id_sim", "id_match", "id_match_lo", "id_match_hi",
+             "realism", "realism_floor", "kid", "kid_std", "realism_domain", "realism_domain_floor", "cf_l1",
+             "cf_l1_in", "cf_l1_out", "cf_psnr", "cf_ssim", "edit_ms")
 
 
 @dataclass
@@ -59,7 +70,8 @@ def build_evaluators(dm: FaceDataModule, cfg: EvaluatorConfig | None = None) -> 
     space = build_feature_space(cfg.realism, clf.model, cfg.inception_weights)
     key_extra = {"classifier": clf.cache_path} if space.name == "attrclf-resnet18" else {}
     ref = reference_stats(space, dm, "train", cfg.realism_real_images, cfg.kid_images, key_extra)
-    return EvaluatorBundle(clf, ident, space, ref)
+    return EvaluatorBundle(clf, ident, space, ref, reference_args={
+        "max_images": cfg.realism_real_images, "kid_images": cfg.kid_images, "key_extra": key_extra})
 
 
 IDENTITY_BACKENDS = ("auto", "trained", "dlib")
@@ -98,15 +110,24 @@ def code_version() -> str:
 
 def score(method: EditingMethod, dm: FaceDataModule, attribute: str, bundle: EvaluatorBundle,
           strength: float = 1.0, max_images: int | None = None, batch_size: int = 64, seed: int = 0,
-          trainer_kwargs: dict | None = None) -> dict:
-    """Score ``method`` on flipping ``attribute`` over ``dm``'s test split; returns one row (SCORE_COLUMNS)."""
+          trainer_kwargs: dict | None = None, per_image_path: str | Path | None = None,
+          kid_subset_size: int = 1000, min_realism_images: int = MIN_REALISM_IMAGES) -> dict:
+    """Score ``method`` on flipping ``attribute`` over ``dm``'s test split; returns one row (SCORE_COLUMNS).
+
+    ``per_image_path``: where the per-image outcomes go (CSV, written atomically by rank 0);
+    ``kid_subset_size``: images per KID subset; ``min_realism_images``: fewest images per direction of the
+    target-domain Fréchet distances (fewer: NaN and a note).
+    """
     if method.synthetic_only and not dm.has_counterfactuals:
         raise ValueError(f"{method.method_name} only runs on data sets with exact counterfactuals")
     if list(method.attribute_names) != list(dm.attribute_names):
         raise ValueError(f"{method.method_name} edits {method.attribute_names} but the data module selects "
                          f"{dm.attribute_names}; build the data module with the method's attributes")
     method.bind_datamodule(dm)
-    module = ScoringModule(method, bundle, dm, attribute, strength, max_images, batch_size, seed)
+    refs = bundle.realism_references(dm, attribute)
+    module = ScoringModule(method, bundle, dm, attribute, strength, max_images, batch_size, seed, refs,
+                           kid_subset_size, min_realism_images, str(per_image_path) if per_image_path else None)
+    notes = realism_notes(dm, attribute, module.indices, refs, min_realism_images)
     kwargs = {"accelerator": "cpu", "devices": 1, "logger": False, "enable_checkpointing": False,
               "enable_model_summary": False, "inference_mode": False, "use_distributed_sampler": False,
               **(trainer_kwargs or {})}
@@ -117,20 +138,42 @@ def score(method: EditingMethod, dm: FaceDataModule, attribute: str, bundle: Eva
     row = {
         "method": method.method_name, "dataset": dm.name, "resolution": dm.resolution, "attribute": attribute,
         "strength": float(strength), "n_images": int(r.get("n_images", 0)),
-        **{k: r.get(k, nan) for k in ("attr_acc", "attr_acc_add", "attr_acc_remove", "attr_preservation",
-                                      "id_sim", "id_match", "realism", "realism_floor", "kid", "cf_l1",
-                                      "cf_l1_in", "cf_l1_out", "cf_psnr", "cf_ssim", "edit_ms")},
+        **{k: r.get(k, nan) for k in _MEASURED},
         "realism_metric": bundle.space.metric_name, "edit_batch_size": batch_size,
+        "realism_reference": "counterfactual-train" if refs["cf"] is not None else "target-domain-train",
+        "realism_matched": nan, "realism_matched_floor": nan, "realism_note": "; ".join(notes),
+        "classifier_hash": getattr(bundle.classifier, "weights_hash", ""),
+        "id_encoder_hash": getattr(bundle.identity, "weights_hash", ""),
+        "realism_ref_hash": (refs["cf"] or refs["dom0"] or refs["dom1"] or bundle.reference).key_hash,
         "device": str(trainer.strategy.root_device.type) + f"x{trainer.world_size}",
         "params_m": sum(p.numel() for p in method.parameters()) / 1e6,
         "classifier_acc": bundle.classifier.test_accuracy.get(attribute, nan),
         "id_encoder_auc": bundle.identity.roc_auc, "id_encoder_tar": bundle.identity.tar_at_far,
         "id_threshold": bundle.identity.threshold, "id_backend": bundle.identity.backend,
-        "feature_extractor": bundle.space.name, "resizer": bundle.space.resizer, "n_real": bundle.reference.n,
+        "feature_extractor": bundle.space.name, "resizer": bundle.space.resizer,
+        "n_real": (refs["cf"] or bundle.reference).n,
         "reference_split": "train", "seed": seed, "code_version": code_version(),
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     return {k: row[k] for k in SCORE_COLUMNS}
+
+
+def realism_notes(dm: FaceDataModule, attribute: str, indices: list[int], refs: dict, min_images: int) -> list[str]:
+    """Why a realism column is NaN: a direction with fewer than ``min_images`` edits or test images of the
+    target domain, or too few train images in its reference; the label-matched reference is not computed yet."""
+    test = dm.dataset("test")
+    col = dm.attribute_names.index(attribute)
+    src = test.attrs[torch.tensor(indices, dtype=torch.long), col].round()
+    notes = []
+    for v, name in ((1, "add"), (0, "remove")):
+        edits, domain = int((src != v).sum()), int((src == v).sum())
+        if refs[f"dom{v}"] is None:
+            notes.append(f"realism_domain: {name} has < {MIN_REALISM_IMAGES} train images with {attribute}={v}")
+        elif min(edits, domain) < min_images:
+            notes.append(f"realism_domain: {name} has {edits} edits / {domain} test images of the target domain "
+                         f"(< {min_images})")
+    notes.append("realism_matched: label-matched reference not computed in this version")
+    return notes
 
 
 def describe(bundle: EvaluatorBundle) -> dict:
