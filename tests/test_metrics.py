@@ -18,6 +18,7 @@ from evaluators.frechet import (
     polynomial_mmd2,
 )
 from evaluators.identity_metrics import IdentityPreservation
+from evaluators.intervals import identity_bootstrap
 
 
 def test_frechet_distance_closed_form_for_diagonal_gaussians():
@@ -126,3 +127,37 @@ def test_counterfactual_error_regions():
     assert float(r["cf_l1_in"]) == pytest.approx(4 / 16)   # 4 changed of 16 region pixels, error 1
     assert float(r["cf_l1_out"]) == 0.0
     assert float(r["cf_l1"]) == pytest.approx(4 / 64)
+
+
+def test_identity_bootstrap_covers_the_true_rate():
+    """~95% of seeded Bernoulli experiments (40 identities x 5 images) hold the true rate in their interval."""
+    rng = np.random.default_rng(0)
+    identity = np.repeat(np.arange(40), 5)
+    hits = 0
+    for trial in range(200):
+        values = (rng.random(len(identity)) < 0.3).astype(float)
+        lo, hi = identity_bootstrap(values, identity, resamples=400, seed=trial)
+        hits += lo <= 0.3 <= hi
+    assert 0.90 <= hits / 200 <= 0.99
+
+
+def test_identity_bootstrap_resamples_identities_not_images():
+    """Images of one identity move together: the interval of perfectly clustered outcomes is wider."""
+    identity = np.repeat(np.arange(10), 10)
+    clustered = (identity < 5).astype(float)                # whole identities succeed or fail
+    mixed = np.tile([1.0, 0.0], 50)                          # every identity half-way
+    lo_c, hi_c = identity_bootstrap(clustered, identity)
+    lo_m, hi_m = identity_bootstrap(mixed, identity)
+    assert hi_m - lo_m == pytest.approx(0.0) and hi_c - lo_c > 0.3
+
+
+def test_frechet_matches_closed_form_for_full_covariances():
+    """Tr((S1 S2)^1/2) by eigen-decompositions equals the closed form for commuting covariances."""
+    rng = np.random.RandomState(5)
+    q, _ = np.linalg.qr(rng.randn(6, 6))
+    a, b = rng.rand(6) + 0.1, rng.rand(6) + 0.1
+    s1, s2 = (q * a) @ q.T, (q * b) @ q.T                    # same eigenvectors: (S1 S2)^1/2 = Q diag(sqrt(ab)) Q^T
+    expected = np.sum(a) + np.sum(b) - 2 * np.sum(np.sqrt(a * b))
+    assert frechet_distance(np.zeros(6), s1, np.zeros(6), s2) == pytest.approx(expected, rel=1e-9)
+    singular = np.diag([1.0, 0.0, 0.0])                      # rank-deficient: no NaN, no imaginary part
+    assert frechet_distance(np.zeros(3), singular, np.zeros(3), singular) == pytest.approx(0.0, abs=1e-9)
