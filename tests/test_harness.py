@@ -179,3 +179,27 @@ def test_results_csv_refuses_duplicates_and_writes_atomically(tmp_path):
     assert df.set_index("attribute").loc["Smiling", "attr_acc"] == 0.3
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     assert math.isnan(df["kid"][0])
+
+
+def test_real_layout_scores_against_the_target_domain(tmp_path):
+    """Real data (no counterfactuals): headline realism is the target-domain protocol, with floors and notes."""
+    from fixtures_real import write_celeba
+
+    from datamodules.celeba import CelebADataModule
+
+    write_celeba(tmp_path / "data", n=240)
+    dm = CelebADataModule(str(tmp_path / "data"), resolution=16, crop_size=40, batch_size=16, num_workers=0,
+                          cache_dir=str(tmp_path / "cache"), attributes=["Smiling", "Young"])
+    real = build_evaluators(dm, EvaluatorConfig(classifier_epochs=1, identity_epochs=1, batch_size=32,
+                                                identity_backend="trained", realism="attrclf"))
+    row = score(_method("identity", dm), dm, "Smiling", real, batch_size=16, min_realism_images=5,
+                per_image_path=tmp_path / "pi.csv")
+    assert row["realism_reference"] == "target-domain-train"
+    assert math.isnan(row["cf_l1"]) and math.isnan(row["success_ceiling"])
+    refs = real.realism_references(dm, "Smiling")
+    if refs["dom0"] is not None and refs["dom1"] is not None:
+        assert math.isfinite(row["realism"]) and row["realism"] == row["realism_domain"]
+        assert math.isfinite(row["realism_floor"])
+    else:
+        assert math.isnan(row["realism"]) and "train images" in row["realism_note"]
+    assert len(pd.read_csv(tmp_path / "pi.csv")) == row["n_images"]
