@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import logging
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 
 from datamodules.base import FaceDataModule
@@ -29,7 +31,8 @@ SCORE_COLUMNS = [
     "cf_l1", "cf_l1_in", "cf_l1_out", "cf_psnr", "cf_ssim",
     "edit_ms", "edit_batch_size", "device", "params_m",
     "classifier_acc", "id_encoder_auc", "id_encoder_tar", "id_threshold", "id_backend",
-    "feature_extractor", "resizer", "n_real", "reference_split", "seed", "code_version", "timestamp",
+    "feature_extractor", "resizer", "n_real", "reference_split", "seed",
+    "classifier_hash", "id_encoder_hash", "realism_ref_hash", "code_version", "timestamp",
 ]
 
 
@@ -127,16 +130,48 @@ def score(method: EditingMethod, dm: FaceDataModule, attribute: str, bundle: Eva
         "id_encoder_auc": bundle.identity.roc_auc, "id_encoder_tar": bundle.identity.tar_at_far,
         "id_threshold": bundle.identity.threshold, "id_backend": bundle.identity.backend,
         "feature_extractor": bundle.space.name, "resizer": bundle.space.resizer, "n_real": bundle.reference.n,
-        "reference_split": "train", "seed": seed, "code_version": code_version(),
+        "reference_split": "train", "seed": seed, **judge_hashes(bundle), "code_version": code_version(),
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     return {k: row[k] for k in SCORE_COLUMNS}
 
 
 def describe(bundle: EvaluatorBundle) -> dict:
-    return {"classifier_test_accuracy": bundle.classifier.test_accuracy,
-            "identity": {k: v for k, v in asdict(bundle.identity).items() if k != "model"},
-            "realism": {"space": bundle.space.name, "metric": bundle.space.metric_name, "n_real": bundle.reference.n}}
+    """A plain-data summary of the judges (never deep-copies the networks: dlib's embedder cannot be copied)."""
+    ident = {f.name: getattr(bundle.identity, f.name) for f in fields(bundle.identity) if f.name != "model"}
+    return {"classifier_test_accuracy": bundle.classifier.test_accuracy, "identity": ident,
+            "realism": {"space": bundle.space.name, "metric": bundle.space.metric_name, "n_real": bundle.reference.n},
+            "hashes": judge_hashes(bundle)}
 
 
-__all__ = ["SCORE_COLUMNS", "EvaluatorConfig", "build_evaluators", "score", "describe", "torch"]
+def _tensor_digest(tensors: list) -> str:
+    digest = hashlib.sha256()
+    for t in tensors:
+        arr = t.detach().cpu().contiguous().numpy() if isinstance(t, torch.Tensor) else np.ascontiguousarray(t)
+        digest.update(str(arr.shape).encode())
+        digest.update(arr.tobytes())
+    return digest.hexdigest()[:12]
+
+
+def weights_hash(report: object) -> str:
+    """The report's ``weights_hash`` when it has one, else a digest of its network's parameters and buffers
+    (dlib's embedder has none: its backend name stands for its fixed, shipped weights)."""
+    given = getattr(report, "weights_hash", None)
+    if given:
+        return str(given)
+    model = getattr(report, "model", None)
+    state = list(model.state_dict().values()) if isinstance(model, torch.nn.Module) else []
+    if not state:
+        return f"{getattr(report, 'backend', type(model).__name__)}-fixed"
+    return _tensor_digest(state)
+
+
+def judge_hashes(bundle: EvaluatorBundle) -> dict[str, str]:
+    """Which classifier, identity encoder and realism reference scored a row (12-hex digests)."""
+    ref = bundle.reference
+    return {"classifier_hash": weights_hash(bundle.classifier), "id_encoder_hash": weights_hash(bundle.identity),
+            "realism_ref_hash": getattr(ref, "weights_hash", None)
+            or bundle.space.name + ":" + _tensor_digest([ref.mu, ref.sigma])}
+
+
+__all__ = ["SCORE_COLUMNS", "EvaluatorConfig", "build_evaluators", "score", "describe", "judge_hashes", "torch"]
