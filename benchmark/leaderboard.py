@@ -16,11 +16,29 @@ HEADLINE = {
 }
 
 
+def common_attribute_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The rows of the attributes every method was scored on, and a note naming what was left out (empty when
+    nothing was): means over different attribute sets are not comparable."""
+    if df.empty or "attribute" not in df.columns:
+        return df, ""
+    per_method = df.groupby("method")["attribute"].agg(lambda a: frozenset(a))
+    common = frozenset.intersection(*per_method)
+    if all(attrs == common for attrs in per_method):
+        return df, ""
+    dropped = {m: sorted(a - common) for m, a in per_method.items() if a - common}
+    if not common:
+        raise ValueError(f"no attribute was scored for every method ({dict(per_method.map(sorted))}); "
+                         "score the same attributes for each method")
+    note = (f"Averaged over the attributes every method was scored on ({', '.join(sorted(common))}); left out: "
+            + "; ".join(f"{m}: {', '.join(a)}" for m, a in dropped.items()) + ".")
+    return df[df["attribute"].isin(common)], note
+
+
 def leaderboard(scores: pd.DataFrame) -> pd.DataFrame:
     """Average the nominal-strength rows (strength 1) of each method over attributes (and seeds); rank."""
     if scores.empty:
         raise ValueError("no scores yet: run the score stage first")
-    df = scores[scores["strength"] == 1.0]
+    df, note = common_attribute_rows(scores[scores["strength"] == 1.0])
     cols = [c for c in HEADLINE if c in df.columns and df[c].notna().any()]
     board = df.groupby("method")[cols].mean()
     board.insert(0, "attributes", df.groupby("method")["attribute"].nunique())
@@ -32,6 +50,7 @@ def leaderboard(scores: pd.DataFrame) -> pd.DataFrame:
     board["mean_rank"] = board[[f"rank_{c}" for c in ranked]].mean(axis=1)
     board = board.sort_values(["mean_rank", "attr_acc"], ascending=[True, False]).reset_index()
     board.attrs["realism_metric"] = realism[0] if len(realism) == 1 else "/".join(realism)
+    board.attrs["note"] = note
     return board
 
 
@@ -52,6 +71,8 @@ def to_markdown(board: pd.DataFrame) -> str:
     note = (f"\nMeans over attributes at strength 1. Higher is better for attr_acc, attr_preservation, id_sim and "
             f"id_match; lower for {realism}, kid, cf_l1_in, cf_l1_out and edit_ms (ms per image). mean_rank "
             f"averages the per-metric ranks (edit_ms excluded).\n")
+    if board.attrs.get("note"):
+        note += f"\n{board.attrs['note']}\n"
     return "\n".join(lines) + "\n" + note
 
 
