@@ -33,7 +33,7 @@ preview: install
 	$(PY) -m benchmark preview --data $(DATA) $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 
 demo: install
-	$(PY) -m benchmark run --preset demo --data synthfaces
+	$(PY) -m benchmark run --preset demo --data synthfaces --output results/synthfaces
 
 train: install
 	@test -n "$(METHOD)" || (echo "usage: make train METHOD=<name> [PRESET=demo|paper]"; exit 2)

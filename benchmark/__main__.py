@@ -20,12 +20,26 @@ def main(argv: list[str] | None = None) -> int:
               "  score   --method NAME [--ckpt PATH] --data synthfaces --attribute Smiling\n"
               "  run     --preset demo|paper --data synthfaces|celebahq   train and score everything\n"
               "  edit    --method NAME --ckpt PATH --attribute Smiling --input DIR --output DIR\n"
-              "  preview --data synthfaces   a grid of the data set and its counterfactuals")
+              "  preview --data synthfaces   a grid of the data set and its counterfactuals\n"
+              "  --debug (any command)   show the traceback of a configuration error")
         return 0 if argv and argv[0] in {"-h", "--help"} else 2
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     module, func = commands[argv[0]].split(":")
     import importlib
 
-    result = getattr(importlib.import_module(module), func)(argv[1:])
+    from benchmark.preflight import UserError
+    from datamodules.base import DataLayoutError, UnknownAttributeError
+    from evaluators.realism import MissingWeightsError
+
+    try:
+        result = getattr(importlib.import_module(module), func)(argv[1:])
+    except (UserError, DataLayoutError, UnknownAttributeError, MissingWeightsError) as err:
+        if debug:
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"error: {first}", file=sys.stderr)
+        return 2
     return result if isinstance(result, int) else 0
 
 

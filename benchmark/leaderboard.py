@@ -30,12 +30,30 @@ def is_reference_point(method: str) -> bool:
         return False
 
 
+def common_attribute_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The rows of the attributes every method was scored on, and a note naming what was left out (empty when
+    nothing was): means over different attribute sets are not comparable."""
+    if df.empty or "attribute" not in df.columns:
+        return df, ""
+    per_method = df.groupby("method")["attribute"].agg(lambda a: frozenset(a))
+    common = frozenset.intersection(*per_method)
+    if all(attrs == common for attrs in per_method):
+        return df, ""
+    dropped = {m: sorted(a - common) for m, a in per_method.items() if a - common}
+    if not common:
+        raise ValueError(f"no attribute was scored for every method ({dict(per_method.map(sorted))}); "
+                         "score the same attributes for each method")
+    note = (f"Averaged over the attributes every method was scored on ({', '.join(sorted(common))}); left out: "
+            + "; ".join(f"{m}: {', '.join(a)}" for m, a in dropped.items()) + ".")
+    return df[df["attribute"].isin(common)], note
+
+
 def leaderboard(scores: pd.DataFrame) -> pd.DataFrame:
     """Nominal-strength rows (strength 1): mean over attributes per (method, seed), then mean (and std, with
     several seeds) over seeds. Methods sorted by success; reference points last (``reference`` True)."""
     if scores.empty:
         raise ValueError("no scores yet: run the score stage first")
-    df = scores[scores["strength"] == 1.0]
+    df, note = common_attribute_rows(scores[scores["strength"] == 1.0])
     if "seed" not in df:
         df = df.assign(seed=0)
     cols = [c for c in list(HEADLINE) + INTERVALS if c in df.columns and df[c].notna().any()]
@@ -56,6 +74,7 @@ def leaderboard(scores: pd.DataFrame) -> pd.DataFrame:
     board.attrs["realism_metric"] = "/".join(realism) if len(realism) else "realism"
     board.attrs["realism_reference"] = "/".join(refname)
     board.attrs["tied"] = tied_with_leader(board)
+    board.attrs["note"] = note
     return board
 
 
@@ -110,6 +129,8 @@ def to_markdown(board: pd.DataFrame) -> str:
             f"method whose success interval overlaps the leader's. Higher is better for success, attr_acc, "
             f"attr_preservation, id_sim and id_match; lower for {realism_label}, kid, cf_l1_in, cf_l1_out and "
             f"edit_ms (ms per image). Reference points bound the scale and are never ranked.\n")
+    if board.attrs.get("note"):
+        note += f"\n{board.attrs['note']}\n"
     return "\n".join(lines) + "\n" + note
 
 

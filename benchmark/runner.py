@@ -2,7 +2,12 @@
 
 Each (method, seed) training unit and each (method, attribute, strength, seed) scoring unit is resumable: a
 finished unit is skipped on a re-run (``--force`` redoes it), a killed training resumes from its last
-checkpoint, and nothing written by a finished unit is lost. Outputs go to ``results/<data set>/``.
+checkpoint, and nothing written by a finished unit is lost.
+
+Outputs go to ``--output`` when given, else to ``results/<data set>-<preset>[-<method>+<method>...]`` (the
+methods only when ``--methods`` names other than the preset's). Only ``make demo`` writes the committed demo,
+``results/synthfaces``, by passing it as ``--output``.
+Every check that needs no network (names, data folder, attributes, preset keys, realism weights) runs first.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from pathlib import Path
 
 import yaml
 
+from benchmark import preflight
+from benchmark.preflight import UserError
 from benchmark.results_io import append_rows, has_row, read_results
 
 log = logging.getLogger("benchmark.run")
@@ -55,8 +62,11 @@ def load_preset(name: str) -> dict:
     path = Path(name) if name.endswith(".yaml") else PRESETS / f"{name}.yaml"
     if not path.exists():
         known = sorted(p.stem for p in PRESETS.glob("*.yaml"))
-        raise FileNotFoundError(f"no preset {name!r}; known presets: {', '.join(known)} (or a path to a YAML file)")
-    return yaml.safe_load(path.read_text())
+        raise UserError(f"no preset {name!r}{preflight.closest(name, known)}; known presets: {', '.join(known)} "
+                        "(or a path to a YAML file)")
+    preset = yaml.safe_load(path.read_text())
+    preflight.check_preset(preset, str(path))
+    return preset
 
 
 def data_init_args(ctx: RunContext) -> dict:
@@ -84,7 +94,7 @@ def method_config(ctx: RunContext, method: str, seed: int, unit_dir: Path) -> Pa
     """The method's preset config with this run's data, seed, devices and checkpoint folder, saved in the unit."""
     src = METHODS_DIR / method / "configs" / f"{ctx.preset['method_config']}.yaml"
     if not src.exists():
-        raise FileNotFoundError(f"{method} has no {src.name} config at {src}")
+        raise UserError(f"{method} has no {src.name} config at {src}")
     cfg = yaml.safe_load(src.read_text())
     from datamodules.registry import _DATAMODULES, _discover
 
@@ -153,6 +163,9 @@ def train_unit(ctx: RunContext, method: str, seed: int) -> Path:
         ctx.status(unit, "training")
     t0 = time.time()
     proc = subprocess.run(cmd)
+    if proc.returncode == 2:  # argparse / LightningCLI / preflight: the configuration is wrong, nothing to resume
+        raise UserError(f"{unit}: configuration error (see the message above); fix {config} or the preset and "
+                        "re-run")
     if proc.returncode != 0:
         raise RuntimeError(f"{unit} failed (exit {proc.returncode}); command: {' '.join(cmd)}. "
                            f"Its checkpoints in {unit_dir} are kept: a re-run resumes from the last one.")
@@ -198,9 +211,20 @@ def provenance_key(path: Path, key: dict) -> str:
                                                           "strength", "seed"))])
 
 
-def archive_stale_rows(ctx: RunContext, paths: list[Path], current: dict[tuple[str, int], str]) -> None:
-    """Move result rows that were not scored from this run's checkpoints (``provenance.json``) to
-    ``archive/<time>/``, so they are neither skipped as finished nor silently overwritten."""
+JUDGE_COLUMNS = ("classifier_hash", "id_encoder_hash", "realism_ref_hash")
+
+
+def row_judges(row: dict) -> str:
+    """The judges that scored a row, as one string (``nan|nan|nan`` for rows from before they were recorded)."""
+    return "|".join(str(row.get(c, "nan")) for c in JUDGE_COLUMNS)
+
+
+def archive_stale_rows(ctx: RunContext, paths: list[Path], current: dict[tuple[str, int], str],
+                       judges: str | None = None) -> None:
+    """Move result rows that were not scored from this run's checkpoints (``provenance.json``), or were scored
+    by other judges than ``judges`` (classifier, identity encoder, realism reference: any method's rows), to
+    ``archive/<time>/``, so they are neither skipped as finished, nor silently overwritten, nor averaged with
+    rows scored by these judges."""
     import pandas as pd
 
     from benchmark.results_io import write_csv_atomic
@@ -213,8 +237,9 @@ def archive_stale_rows(ctx: RunContext, paths: list[Path], current: dict[tuple[s
         if not len(df):
             continue
         scored_now = {m for m, _ in current}  # rows of methods outside this run are left alone
-        keep = [r["method"] not in scored_now
-                or prov.get(provenance_key(path, r)) == current.get((r["method"], int(r["seed"])))
+        keep = [(r["method"] not in scored_now
+                 or checkpoint_of(prov.get(provenance_key(path, r))) == current.get((r["method"], int(r["seed"]))))
+                and (judges is None or row_judges(r) == judges)
                 for r in df.to_dict("records")]
         stale = df[[not k for k in keep]]
         if not len(stale):
@@ -224,20 +249,26 @@ def archive_stale_rows(ctx: RunContext, paths: list[Path], current: dict[tuple[s
         previous = read_results(dest)
         write_csv_atomic(pd.concat([previous, stale]) if len(previous) else stale, dest)
         write_csv_atomic(df[keep], path)
-        ctx.status(f"results {path.name}", f"{len(stale)} row(s) scored from other checkpoints moved to {dest}")
+        ctx.status(f"results {path.name}", f"{len(stale)} row(s) scored from other checkpoints or by other judges "
+                                           f"moved to {dest}")
 
 
-def record_provenance(ctx: RunContext, path: Path, key: dict, checkpoint: str) -> None:
+def checkpoint_of(entry: object) -> object:
+    """The checkpoint id of a provenance entry (a plain id in files written before the judges were recorded)."""
+    return entry.get("checkpoint") if isinstance(entry, dict) else entry
+
+
+def record_provenance(ctx: RunContext, path: Path, key: dict, checkpoint: str, judges: str | None = None) -> None:
     from datamodules.cache import atomic_write_bytes
 
     prov_path = ctx.out / "provenance.json"
     prov = json.loads(prov_path.read_text()) if prov_path.exists() else {}
-    prov[provenance_key(path, key)] = checkpoint
+    prov[provenance_key(path, key)] = {"checkpoint": checkpoint, "judges": judges} if judges else checkpoint
     atomic_write_bytes(prov_path, json.dumps(prov, indent=1, sort_keys=True).encode())
 
 
 def score_units(ctx: RunContext, dm, bundle) -> None:
-    from evaluators.suite import SCORE_COLUMNS, score
+    from evaluators.suite import SCORE_COLUMNS, judge_hashes, score
     from methods.base import get_method
 
     sc = ctx.preset.get("scoring", {})
@@ -245,7 +276,8 @@ def score_units(ctx: RunContext, dm, bundle) -> None:
     current = {(method, seed): checkpoint_id(ctx, method, seed)
                for seed in ctx.preset.get("seeds", [0]) for method in all_methods(ctx, dm)
                if not get_method(method).needs_training or final_checkpoint(ctx, method, seed).exists()}
-    archive_stale_rows(ctx, [scores, sweep], current)
+    judges = row_judges(judge_hashes(bundle))
+    archive_stale_rows(ctx, [scores, sweep], current, judges)
     trainer_kwargs = {"accelerator": ctx.accelerator or ctx.preset.get("trainer", {}).get("accelerator", "cpu"),
                       "devices": 1, "enable_progress_bar": True}
     for seed in ctx.preset.get("seeds", [0]):
@@ -270,7 +302,7 @@ def score_units(ctx: RunContext, dm, bundle) -> None:
                 row = score(m, dm, attribute, bundle, strength, max_images, sc.get("batch_size", 64), seed,
                             trainer_kwargs, per_image_path=per_image)
                 append_rows(path, [row], SCORE_COLUMNS, overwrite=ctx.force)
-                record_provenance(ctx, path, key, current[(method, seed)])
+                record_provenance(ctx, path, key, current[(method, seed)], judges)
                 ctx.status(unit, f"success={row['success']:.3f} attr_acc={row['attr_acc']:.3f} "
                                  f"id_match={row['id_match']:.3f}",
                            time.time() - t0)
@@ -285,6 +317,36 @@ def all_methods(ctx: RunContext, dm) -> list[str]:
 
 
 # -- entry point -------------------------------------------------------------------------------------------
+def default_output(data: str, preset_name: str, methods: list[str], preset: dict) -> Path:
+    """``results/<data>-<preset>[-<methods>]``: a run never writes into another run's (or the demo's) folder."""
+    name = f"{data}-{Path(preset_name).stem}"
+    if list(methods) != list(preset["methods"]):
+        name += "-" + "+".join(methods)
+    return Path("results") / name
+
+
+def preflight_run(ctx: RunContext, stages: tuple[str, ...]) -> None:
+    """Everything that can be checked before a network is trained (see benchmark/preflight.py)."""
+    from methods.base import get_method
+
+    preflight.check_methods([*ctx.methods, *ctx.preset.get("reference_points", [])])
+    root = ctx.data_root or ctx.preset["data"].get("init_args", {}).get("root")
+    header = preflight.check_data(ctx.data, root)
+    preflight.check_attributes(ctx.preset["attributes"], header)
+    extra = [a for a in ctx.attributes if a not in ctx.preset["attributes"]]
+    if extra:
+        raise UserError(f"--attributes {extra} are not among the preset's attributes {ctx.preset['attributes']} "
+                        "(methods train on the preset's attributes; edit the preset to train on others)")
+    if "train" in stages:
+        for m in ctx.methods:
+            src = METHODS_DIR / m / "configs" / f"{ctx.preset['method_config']}.yaml"
+            if get_method(m).needs_training and not src.exists():
+                raise UserError(f"{m} has no {src.name} config at {src}; set method_config in the preset")
+    if "score" in stages:
+        ev = ctx.preset.setdefault("evaluators", {})
+        ev["realism"] = preflight.check_realism(ev.get("realism", "auto"), ev.get("inception_weights"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmark run", description=__doc__)
     p.add_argument("--preset", default="demo", help="demo | paper | path to a preset YAML")
@@ -295,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage", nargs="+", default=["all"], choices=["all", *STAGES])
     p.add_argument("--accelerator", default=None, help="cpu | gpu | auto (default: the preset's)")
     p.add_argument("--devices", type=int, default=None, help="> 1 trains with Lightning's DDP")
-    p.add_argument("--output", default=None, help="default results/<data set>")
+    p.add_argument("--output", default=None, help="default results/<data set>-<preset>[-<methods>]")
     p.add_argument("--force", action="store_true", help="redo finished units (replacing their rows)")
     return p
 
@@ -310,18 +372,14 @@ def main(argv: list[str] | None = None) -> int:
         preset["data"] = {"name": data, "init_args": {k: v for k, v in preset["data"].get("init_args", {}).items()
                                                       if k in ("resolution", "attributes", "seed", "batch_size")}}
     accelerator = None if args.accelerator in (None, "auto") else args.accelerator
-    ctx = RunContext(preset, data, args.data_root, Path(args.output or Path("results") / data), args.force,
-                     accelerator, args.devices, args.methods or list(preset["methods"]),
+    methods = args.methods or list(preset["methods"])
+    out = Path(args.output) if args.output else default_output(data, args.preset, methods, preset)
+    ctx = RunContext(preset, data, args.data_root, out, args.force, accelerator, args.devices, methods,
                      args.attributes or list(preset["attributes"]))
     from methods.base import get_method
 
-    for m in ctx.methods:
-        get_method(m)  # unknown names fail before anything runs
-    extra = [a for a in ctx.attributes if a not in preset["attributes"]]
-    if extra:
-        raise ValueError(f"--attributes {extra} are not among the preset's attributes {preset['attributes']} "
-                         "(methods train on the preset's attributes; edit the preset to train on others)")
     stages = STAGES if "all" in args.stage else tuple(s for s in STAGES if s in args.stage)
+    preflight_run(ctx, stages)
     ctx.out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
     if "all" in args.stage:  # first output: the data set at a glance (and its exact counterfactuals)

@@ -1,4 +1,5 @@
-"""``python -m benchmark score``: score one method on one or more attributes into results/scores.csv.
+"""``python -m benchmark score``: score one method on one or more attributes into
+``results/<data set>-score/scores.csv`` (``--output`` elsewhere; see docs/adding-a-method.md for the leaderboard).
 
 Trained methods are loaded from ``--ckpt`` (the data set they were trained on is read from the checkpoint
 unless ``--data`` is given); reference points (identity, oracle) need no checkpoint.
@@ -13,6 +14,8 @@ import logging
 import sys
 from pathlib import Path
 
+from benchmark import preflight
+from benchmark.preflight import UserError
 from benchmark.results_io import DuplicateResultError, append_rows
 from datamodules.base import FaceDataModule
 from datamodules.registry import build_datamodule
@@ -42,7 +45,7 @@ def load_method_and_data(method: str, ckpt: str | None, data: str | None, data_r
     if ckpt:
         m = load_method(ckpt)
         if m.method_name != method:
-            raise ValueError(f"{ckpt} holds method {m.method_name!r}, not {method!r}")
+            raise UserError(f"{ckpt} holds method {m.method_name!r}, not {method!r}")
         dm = None if data else datamodule_from_checkpoint(ckpt)
         if dm is None:
             dm = build_datamodule(data or "synthfaces", root=data_root, resolution=m.image_size,
@@ -50,7 +53,7 @@ def load_method_and_data(method: str, ckpt: str | None, data: str | None, data_r
         dm.batch_size = batch_size
         return m, dm
     if cls.needs_training:
-        raise ValueError(f"{method} needs training: pass --ckpt (train it with `python -m benchmark train "
+        raise UserError(f"{method} needs training: pass --ckpt (train it with `python -m benchmark train "
                          f"--config methods/{method}/configs/demo.yaml`)")
     dm = build_datamodule(data or "synthfaces", root=data_root, resolution=resolution or 64,
                           attributes=attributes, batch_size=batch_size)
@@ -82,18 +85,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accelerator", default="cpu")
     p.add_argument("--devices", type=int, default=1)
     p.add_argument("--strategy", default="auto")
-    p.add_argument("--output", default="results/scores.csv")
+    p.add_argument("--output", default=None, help="default results/<data set>-score/scores.csv")
     p.add_argument("--overwrite", action="store_true", help="replace rows with the same key instead of failing")
     return p
+
+
+def preflight_score(args: argparse.Namespace) -> str:
+    """Every check that needs no network: method, checkpoint, data folder, attributes, realism weights.
+    Returns the realism backend that will run."""
+    preflight.check_methods([args.method])
+    cls = get_method(args.method)
+    hp: dict = {}
+    if args.ckpt:
+        hp = preflight.check_checkpoint(args.ckpt, args.method, args.attributes, args.resolution)
+    elif cls.needs_training:
+        raise UserError(f"{args.method} needs training: pass --ckpt (train it with `python -m benchmark train "
+                        f"--config methods/{args.method}/configs/demo.yaml`)")
+    if args.data or not args.ckpt:
+        header = preflight.check_data(args.data or "synthfaces", args.data_root)
+        preflight.check_attributes(args.attributes, header)
+        preflight.check_attributes(args.attribute, args.attributes or hp.get("attribute_names") or header,
+                                   "attribute to flip (--attribute)")
+    return preflight.check_realism(args.realism, args.inception_weights)
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = build_parser().parse_args(argv)
+    realism = preflight_score(args)
     method, dm = load_method_and_data(args.method, args.ckpt, args.data, args.data_root, args.resolution,
                                       args.attributes, args.batch_size)
+    output = Path(args.output or Path("results") / f"{dm.name}-score" / "scores.csv")
+    preflight.check_attributes(args.attribute, list(dm.attribute_names), "attribute to flip (--attribute)")
+    preflight.check_new_rows(output, [{"method": method.method_name, "dataset": dm.name, "resolution": dm.resolution,
+                                       "attribute": a, "strength": float(args.strength), "seed": args.seed}
+                                      for a in args.attribute], args.overwrite)
     cfg = EvaluatorConfig(classifier_epochs=args.classifier_epochs, identity_epochs=args.identity_epochs,
-                          identity_backend=args.identity_backend, seed=args.seed, realism=args.realism,
+                          identity_backend=args.identity_backend, seed=args.seed, realism=realism,
                           inception_weights=args.inception_weights)
     bundle = build_evaluators(dm, cfg)
     log.info("evaluators: %s", json.dumps(describe(bundle), default=str))
@@ -104,9 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(json.dumps(row, default=str))
     try:
-        append_rows(Path(args.output), rows, SCORE_COLUMNS, overwrite=args.overwrite)
+        append_rows(output, rows, SCORE_COLUMNS, overwrite=args.overwrite)
     except DuplicateResultError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"appended {len(rows)} row(s) to {args.output}")
+    print(f"appended {len(rows)} row(s) to {output}")
     return 0

@@ -26,6 +26,13 @@ def config_hash(config: dict[str, Any], length: int = 16) -> str:
     return hashlib.sha256(blob).hexdigest()[:length]
 
 
+def _umask_mode() -> int:
+    """0666 less the process umask: what ``open(path, "w")`` would give (mkstemp's files are 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and ``os.replace``: readers never see half a file."""
     path = Path(path)
@@ -36,6 +43,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -50,6 +58,7 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -67,12 +67,15 @@ class DlibFaceEmbedder(nn.Module):
         import dlib
 
         self.min_size = min_size
-        self._dlib = dlib
         self._detector = dlib.get_frontal_face_detector()
         self._landmarks = dlib.shape_predictor(str(folder / LANDMARKS_FILE))
         self._descriptor = dlib.face_recognition_model_v1(str(folder / DESCRIPTOR_FILE))
         self.missed = 0
         self.seen = 0
+
+    def __deepcopy__(self, memo: dict) -> DlibFaceEmbedder:
+        # dlib's detector and networks are fixed, shipped weights that cannot be copied; sharing them is exact
+        return self
 
     def _embed_one(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
@@ -81,7 +84,9 @@ class DlibFaceEmbedder(nn.Module):
             box = max(faces, key=lambda r: r.area())
         else:
             self.missed += 1
-            box = self._dlib.rectangle(w // 8, h // 8, w - 1 - w // 8, h - 1 - h // 8)
+            import dlib
+
+            box = dlib.rectangle(w // 8, h // 8, w - 1 - w // 8, h - 1 - h // 8)
         shape = self._landmarks(image, box)
         return np.asarray(self._descriptor.compute_face_descriptor(image, shape), dtype=np.float32)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import logging
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 
 from datamodules.base import FaceDataModule
@@ -142,8 +144,8 @@ def score(method: EditingMethod, dm: FaceDataModule, attribute: str, bundle: Eva
         "realism_metric": bundle.space.metric_name, "edit_batch_size": batch_size,
         "realism_reference": "counterfactual-train" if refs["cf"] is not None else "target-domain-train",
         "realism_matched": nan, "realism_matched_floor": nan, "realism_note": "; ".join(notes),
-        "classifier_hash": getattr(bundle.classifier, "weights_hash", ""),
-        "id_encoder_hash": getattr(bundle.identity, "weights_hash", ""),
+        "classifier_hash": weights_hash(bundle.classifier),
+        "id_encoder_hash": weights_hash(bundle.identity),
         "realism_ref_hash": (refs["cf"] or refs["dom0"] or refs["dom1"] or bundle.reference).key_hash,
         "device": str(trainer.strategy.root_device.type) + f"x{trainer.world_size}",
         "params_m": sum(p.numel() for p in method.parameters()) / 1e6,
@@ -177,9 +179,41 @@ def realism_notes(dm: FaceDataModule, attribute: str, indices: list[int], refs: 
 
 
 def describe(bundle: EvaluatorBundle) -> dict:
-    return {"classifier_test_accuracy": bundle.classifier.test_accuracy,
-            "identity": {k: v for k, v in asdict(bundle.identity).items() if k != "model"},
-            "realism": {"space": bundle.space.name, "metric": bundle.space.metric_name, "n_real": bundle.reference.n}}
+    """A plain-data summary of the judges (never deep-copies the networks: dlib's embedder cannot be copied)."""
+    ident = {f.name: getattr(bundle.identity, f.name) for f in fields(bundle.identity) if f.name != "model"}
+    return {"classifier_test_accuracy": bundle.classifier.test_accuracy, "identity": ident,
+            "realism": {"space": bundle.space.name, "metric": bundle.space.metric_name, "n_real": bundle.reference.n},
+            "hashes": judge_hashes(bundle)}
 
 
-__all__ = ["SCORE_COLUMNS", "EvaluatorConfig", "build_evaluators", "score", "describe", "torch"]
+def _tensor_digest(tensors: list) -> str:
+    digest = hashlib.sha256()
+    for t in tensors:
+        arr = t.detach().cpu().contiguous().numpy() if isinstance(t, torch.Tensor) else np.ascontiguousarray(t)
+        digest.update(str(arr.shape).encode())
+        digest.update(arr.tobytes())
+    return digest.hexdigest()[:12]
+
+
+def weights_hash(report: object) -> str:
+    """The report's ``weights_hash`` when it has one, else a digest of its network's parameters and buffers
+    (dlib's embedder has none: its backend name stands for its fixed, shipped weights)."""
+    given = getattr(report, "weights_hash", None)
+    if given:
+        return str(given)
+    model = getattr(report, "model", None)
+    state = list(model.state_dict().values()) if isinstance(model, torch.nn.Module) else []
+    if not state:
+        return f"{getattr(report, 'backend', type(model).__name__)}-fixed"
+    return _tensor_digest(state)
+
+
+def judge_hashes(bundle: EvaluatorBundle) -> dict[str, str]:
+    """Which classifier, identity encoder and realism reference scored a row (12-hex digests)."""
+    ref = bundle.reference
+    return {"classifier_hash": weights_hash(bundle.classifier), "id_encoder_hash": weights_hash(bundle.identity),
+            "realism_ref_hash": getattr(ref, "weights_hash", None)
+            or bundle.space.name + ":" + _tensor_digest([ref.mu, ref.sigma])}
+
+
+__all__ = ["SCORE_COLUMNS", "EvaluatorConfig", "build_evaluators", "score", "describe", "judge_hashes", "torch"]

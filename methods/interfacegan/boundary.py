@@ -38,7 +38,9 @@ def train_boundary(codes: np.ndarray, scores: np.ndarray, ratio: float = 0.02, s
     ratio:  share of N taken as positives (highest scores) and as many negatives (lowest); > 1 = a count
     split:  share of the chosen positives / negatives the SVM trains on; the rest validates it
     """
-    codes = np.asarray(codes, dtype=np.float64)
+    # memory: the (N, D) codes are never copied whole (500K x 512 float64 would be 2 GB per copy); only the
+    # chosen positives / negatives are gathered, and the remaining codes are classified in chunks
+    codes = np.asarray(codes)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if codes.ndim != 2 or scores.shape[0] != codes.shape[0]:
         raise ValueError(f"codes must be (N, D) and scores (N,), got {codes.shape} and {scores.shape}")
@@ -48,11 +50,11 @@ def train_boundary(codes: np.ndarray, scores: np.ndarray, ratio: float = 0.02, s
     if chosen < 2:
         raise ValueError(f"{n} samples with ratio {ratio} leave fewer than 2 positives and negatives")
     order = np.argsort(-scores, kind="stable")
-    codes, scores = codes[order], scores[order]
     rng = np.random.default_rng(seed)
     n_train = max(1, int(chosen * split))
     pos, neg = rng.permutation(chosen), rng.permutation(chosen)
-    positives, negatives = codes[:chosen][pos], codes[n - chosen:][neg]
+    positives = codes[order[:chosen][pos]].astype(np.float64)
+    negatives = codes[order[n - chosen:][neg]].astype(np.float64)
     x_train = np.concatenate([positives[:n_train], negatives[:n_train]])
     y_train = np.concatenate([np.ones(n_train), np.zeros(n_train)])
     svm = SVC(kernel="linear").fit(x_train, y_train)
@@ -66,10 +68,15 @@ def train_boundary(codes: np.ndarray, scores: np.ndarray, ratio: float = 0.02, s
 
     x_val = np.concatenate([positives[n_train:], negatives[n_train:]])
     y_val = np.concatenate([np.ones(chosen - n_train), np.zeros(chosen - n_train)])
-    middle, middle_scores = codes[chosen:n - chosen], scores[chosen:n - chosen]
-    y_middle = (middle_scores >= (scores[0] + scores[-1]) / 2).astype(np.float64)
+    middle = order[chosen:n - chosen]
+    threshold = (scores[order[0]] + scores[order[-1]]) / 2
+    correct = 0
+    for start in range(0, len(middle), 65536):
+        idx = middle[start:start + 65536]
+        correct += int((svm.predict(codes[idx].astype(np.float64)) == (scores[idx] >= threshold)).sum())
+    remaining = correct / len(middle) if len(middle) else float("nan")
     return Boundary(normal=coef / norm, offset=intercept / norm, val_accuracy=accuracy(x_val, y_val),
-                    remaining_accuracy=accuracy(middle, y_middle))
+                    remaining_accuracy=remaining)
 
 
 def project_boundary(primal: torch.Tensor, conditions: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:

@@ -32,6 +32,9 @@ from methods.interfacegan.boundary import project_boundary, train_boundary
 from methods.interfacegan.inversion import encoder_losses, optimise_codes
 from methods.interfacegan.networks import AttributePredictor, Discriminator, Encoder, Generator
 
+#: boundary samples of a fit stopped before its schedule's end (a smoke run, ``--trainer.max_steps 2``)
+EARLY_STOP_BOUNDARY_SAMPLES = 2000
+
 log = logging.getLogger(__name__)
 
 
@@ -280,26 +283,36 @@ class InterFaceGAN(EditingMethod):
         self.log_dict(logs, prog_bar=True)
 
     def on_train_end(self) -> None:
-        # fallback when fit stopped before the schedule's last iteration (e.g. a shorter max_steps)
+        # fallback when fit stopped before the schedule's last iteration (e.g. a shorter max_steps): an
+        # early-stopped or smoke run gets a small search, not the paper's 500K samples
         if not bool(self.boundaries_ready):
-            self.find_boundaries()
+            n = min(int(self.hparams.num_boundary_samples), EARLY_STOP_BOUNDARY_SAMPLES)
+            log.warning("interfacegan: fit stopped before the schedule's end (step %d): searching the boundaries "
+                        "on %d samples instead of num_boundary_samples=%d", int(self.global_step), n,
+                        int(self.hparams.num_boundary_samples))
+            self.find_boundaries(num_samples=n)
 
     # -- boundary search -------------------------------------------------------------------------------
     @torch.no_grad()
-    def find_boundaries(self, chunk: int = 500) -> dict[str, float]:
+    def find_boundaries(self, chunk: int | None = None, num_samples: int | None = None) -> dict[str, float]:
         """Sample codes, score their images with the own predictor, fit one SVM boundary per attribute.
 
+        Memory is bounded: images are generated ``chunk`` at a time (default: about 2M pixels, 500 images at
+        64 px, 32 at 256 px) and dropped once scored; only the codes (N, D) float32 and scores are kept.
         Returns {attribute: SVM validation accuracy}; also stored in ``boundary_val_accuracy``.
         """
         h = self.hparams
+        total = int(num_samples or h.num_boundary_samples)
+        chunk = chunk or max(1, min(500, (1 << 21) // (int(self.image_size) ** 2)))
         was_training = self.training
         self.eval()
         g = torch.Generator().manual_seed(h.boundary_seed)
         codes, scores = [], []
-        for start in range(0, h.num_boundary_samples, chunk):
-            c, images = self._sample(min(chunk, h.num_boundary_samples - start), g)
+        for start in range(0, total, chunk):
+            c, images = self._sample(min(chunk, total - start), g)
             codes.append(c.float().cpu())
             scores.append(self.predictor(images).float().cpu())
+            del images
         code_t, score_t = torch.cat(codes), torch.cat(scores)
         result = {}
         for k, name in enumerate(self.attribute_names):
