@@ -22,9 +22,13 @@ def leaderboard(scores: pd.DataFrame) -> pd.DataFrame:
         raise ValueError("no scores yet: run the score stage first")
     df = scores[scores["strength"] == 1.0]
     cols = [c for c in HEADLINE if c in df.columns and df[c].notna().any()]
-    board = df.groupby("method")[cols].mean()
-    board.insert(0, "attributes", df.groupby("method")["attribute"].nunique())
-    board.insert(1, "params_m", df.groupby("method")["params_m"].first())
+    by = ["method", "mode"] if "mode" in df.columns else ["method"]  # each editing mode is its own row
+    df = df.assign(mode=df["mode"].fillna("latent")) if "mode" in df.columns else df
+    board = df.groupby(by)[cols].mean()
+    board.insert(0, "attributes", df.groupby(by)["attribute"].nunique())
+    board.insert(1, "params_m", df.groupby(by)["params_m"].first())
+    if "deviations" in df.columns:  # passthrough: declared deviations from the official code
+        board.insert(2, "deviations", df.groupby(by)["deviations"].first())
     realism = df["realism_metric"].dropna().unique()
     ranked = [c for c in cols if c != "edit_ms"]
     for c in ranked:
@@ -37,8 +41,8 @@ def leaderboard(scores: pd.DataFrame) -> pd.DataFrame:
 
 def to_markdown(board: pd.DataFrame) -> str:
     realism = board.attrs.get("realism_metric", "realism")
-    show = ["method", "attr_acc", "attr_preservation", "id_sim", "id_match", "realism", "kid", "cf_l1_in",
-            "cf_l1_out", "edit_ms", "params_m", "mean_rank"]
+    show = ["method", "mode", "deviations", "attr_acc", "attr_preservation", "id_sim", "id_match", "realism",
+            "kid", "cf_l1_in", "cf_l1_out", "edit_ms", "params_m", "mean_rank"]
     show = [c for c in show if c in board.columns]
     header = [realism if c == "realism" else c for c in show]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in show) + "|"]
@@ -46,8 +50,8 @@ def to_markdown(board: pd.DataFrame) -> str:
         cells = []
         for c in show:
             v = r[c]
-            cells.append(str(v) if isinstance(v, str) else ("" if pd.isna(v) else f"{v:.3f}" if c != "edit_ms"
-                                                             else f"{v:.2f}"))
+            cells.append(str(v) if isinstance(v, str) else "" if pd.isna(v) else f"{int(v)}" if c == "deviations"
+                         else f"{v:.3f}" if c != "edit_ms" else f"{v:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     note = (f"\nMeans over attributes at strength 1. Higher is better for attr_acc, attr_preservation, id_sim and "
             f"id_match; lower for {realism}, kid, cf_l1_in, cf_l1_out and edit_ms (ms per image). mean_rank "

@@ -1,7 +1,7 @@
 """``python -m benchmark run``: train the evaluators, train every method, score it, write the leaderboard.
 
-Each (method, seed) training unit and each (method, attribute, strength, seed) scoring unit is resumable: a
-finished unit is skipped on a re-run (``--force`` redoes it), a killed training resumes from its last
+Each (method, seed) training unit and each (method, attribute, strength, editing mode, seed) scoring unit is
+resumable: a finished unit is skipped on a re-run (``--force`` redoes it), a killed training resumes from its last
 checkpoint, and nothing written by a finished unit is lost. Outputs go to ``results/<data set>/``.
 """
 
@@ -194,8 +194,8 @@ def checkpoint_id(ctx: RunContext, method: str, seed: int) -> str:
 
 
 def provenance_key(path: Path, key: dict) -> str:
-    return "|".join([path.name, *(str(key[k]) for k in ("method", "dataset", "resolution", "attribute",
-                                                          "strength", "seed"))])
+    return "|".join([path.name, *(str(key.get(k)) for k in ("method", "dataset", "resolution", "attribute",
+                                                              "strength", "mode", "seed"))])
 
 
 def archive_stale_rows(ctx: RunContext, paths: list[Path], current: dict[tuple[str, int], str]) -> None:
@@ -252,14 +252,16 @@ def score_units(ctx: RunContext, dm, bundle) -> None:
         for method in all_methods(ctx, dm):
             cls = get_method(method)
             m = None
-            units = [(a, 1.0, sc.get("max_images"), scores) for a in ctx.attributes]
-            if cls.supports_strength and sc.get("sweep_attribute") in ctx.attributes:
-                units += [(sc["sweep_attribute"], float(s), sc.get("sweep_max_images"), sweep)
-                          for s in sc.get("strength_sweep", [])]
-            for attribute, strength, max_images, path in units:
+            units = []
+            for mode in cls.edit_modes:  # every declared editing mode is its own row (and sweep)
+                units += [(a, 1.0, mode, sc.get("max_images"), scores) for a in ctx.attributes]
+                if cls.supports_strength and sc.get("sweep_attribute") in ctx.attributes:
+                    units += [(sc["sweep_attribute"], float(s), mode, sc.get("sweep_max_images"), sweep)
+                              for s in sc.get("strength_sweep", [])]
+            for attribute, strength, mode, max_images, path in units:
                 key = {"method": method, "dataset": dm.name, "resolution": dm.resolution, "attribute": attribute,
-                       "strength": strength, "seed": seed}
-                unit = f"score {method} {attribute} s={strength:g} seed={seed}"
+                       "strength": strength, "mode": mode, "seed": seed}
+                unit = f"score {method} {attribute} {mode} s={strength:g} seed={seed}"
                 if has_row(path, key) and not ctx.force:
                     ctx.status(unit, "done already, skipped")
                     continue
@@ -267,7 +269,7 @@ def score_units(ctx: RunContext, dm, bundle) -> None:
                     m = load_unit_method(ctx, method, seed, dm)
                 t0 = time.time()
                 row = score(m, dm, attribute, bundle, strength, max_images, sc.get("batch_size", 64), seed,
-                            trainer_kwargs)
+                            trainer_kwargs, mode)
                 append_rows(path, [row], SCORE_COLUMNS, overwrite=ctx.force)
                 record_provenance(ctx, path, key, current[(method, seed)])
                 ctx.status(unit, f"attr_acc={row['attr_acc']:.3f} id_match={row['id_match']:.3f}",

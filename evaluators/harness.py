@@ -1,7 +1,8 @@
 """The scoring protocol, in one visible place.
 
 For one (method, attribute): every selected test image is edited to flip the attribute (strength as given;
-reference-guided methods get a seeded test image that has the target value, of another identity). Then:
+in reference mode the method gets a seeded test image that has the target value, of another identity; in
+latent mode none). Then:
   * attribute manipulation: the classifier reads the flipped attribute on the edit (overall / add / remove);
   * attribute preservation: the classifier's other attributes are unchanged between input and edit;
   * identity: cosine of identity embeddings of input and edit, and the share above the FAR=1e-3 threshold;
@@ -115,8 +116,10 @@ def reference_indices(attrs: torch.Tensor, identity: torch.Tensor, column: int, 
 
 class ScoringModule(L.LightningModule):
     def __init__(self, method: EditingMethod, bundle: EvaluatorBundle, dm: FaceDataModule, attribute: str,
-                 strength: float = 1.0, max_images: int | None = None, batch_size: int = 64, seed: int = 0) -> None:
+                 strength: float = 1.0, max_images: int | None = None, batch_size: int = 64, seed: int = 0,
+                 mode: str | None = None) -> None:
         super().__init__()
+        self.mode = method.check_mode(mode)  # None = the method's default mode
         self.method, self.dm = method, dm
         self.classifier = bundle.classifier.model
         self.id_encoder = bundle.identity.model
@@ -126,7 +129,7 @@ class ScoringModule(L.LightningModule):
         self.clf_column = bundle.classifier.model.attribute_names.index(attribute)
         test = dm.dataset("test")
         self.indices = evaluation_indices(len(test), max_images, seed)
-        self.uses_reference = method.needs_reference or method.reference_guided
+        self.uses_reference = self.mode == "reference"  # exemplars only in reference mode
         if self.uses_reference:
             self.ref_index = reference_indices(test.attrs, test.identity, dm.attribute_names.index(attribute), seed)
         self.manipulation = AttributeManipulation()

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 #: every column of scores.csv, in order (see docs/metrics.md for how each is computed)
 SCORE_COLUMNS = [
-    "method", "dataset", "resolution", "attribute", "strength", "n_images",
+    "method", "dataset", "resolution", "attribute", "strength", "mode", "n_images",
     "attr_acc", "attr_acc_add", "attr_acc_remove", "attr_preservation", "id_sim", "id_match",
     "realism_metric", "realism", "realism_floor", "kid",
     "cf_l1", "cf_l1_in", "cf_l1_out", "cf_psnr", "cf_ssim",
@@ -98,15 +98,16 @@ def code_version() -> str:
 
 def score(method: EditingMethod, dm: FaceDataModule, attribute: str, bundle: EvaluatorBundle,
           strength: float = 1.0, max_images: int | None = None, batch_size: int = 64, seed: int = 0,
-          trainer_kwargs: dict | None = None) -> dict:
-    """Score ``method`` on flipping ``attribute`` over ``dm``'s test split; returns one row (SCORE_COLUMNS)."""
+          trainer_kwargs: dict | None = None, mode: str | None = None) -> dict:
+    """Score ``method`` on flipping ``attribute`` over ``dm``'s test split in editing ``mode`` (None = the
+    method's default, ``edit_modes[0]``); returns one row (SCORE_COLUMNS)."""
     if method.synthetic_only and not dm.has_counterfactuals:
         raise ValueError(f"{method.method_name} only runs on data sets with exact counterfactuals")
     if list(method.attribute_names) != list(dm.attribute_names):
         raise ValueError(f"{method.method_name} edits {method.attribute_names} but the data module selects "
                          f"{dm.attribute_names}; build the data module with the method's attributes")
     method.bind_datamodule(dm)
-    module = ScoringModule(method, bundle, dm, attribute, strength, max_images, batch_size, seed)
+    module = ScoringModule(method, bundle, dm, attribute, strength, max_images, batch_size, seed, mode)
     kwargs = {"accelerator": "cpu", "devices": 1, "logger": False, "enable_checkpointing": False,
               "enable_model_summary": False, "inference_mode": False, "use_distributed_sampler": False,
               **(trainer_kwargs or {})}
@@ -116,7 +117,7 @@ def score(method: EditingMethod, dm: FaceDataModule, attribute: str, bundle: Eva
     nan = float("nan")
     row = {
         "method": method.method_name, "dataset": dm.name, "resolution": dm.resolution, "attribute": attribute,
-        "strength": float(strength), "n_images": int(r.get("n_images", 0)),
+        "strength": float(strength), "mode": module.mode, "n_images": int(r.get("n_images", 0)),
         **{k: r.get(k, nan) for k in ("attr_acc", "attr_acc_add", "attr_acc_remove", "attr_preservation",
                                       "id_sim", "id_match", "realism", "realism_floor", "kid", "cf_l1",
                                       "cf_l1_in", "cf_l1_out", "cf_psnr", "cf_ssim", "edit_ms")},

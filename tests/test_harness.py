@@ -110,3 +110,26 @@ def test_results_csv_refuses_duplicates_and_writes_atomically(tmp_path):
     assert df.set_index("attribute").loc["Smiling", "attr_acc"] == 0.3
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     assert math.isnan(df["kid"][0])
+
+
+class _RecordingMethod(get_method("identity")):
+    """The identity edit, recording whether each call got exemplars; declares both editing modes."""
+
+    edit_modes = ("latent", "reference")
+    needs_training = False
+
+    def edit(self, images, src_attrs, tgt_attrs, strength=1.0, reference=None):
+        self.calls.append(reference is not None)
+        return images.clone()
+
+
+def test_reference_passed_only_in_reference_mode(tiny_synth, bundle):
+    m = _RecordingMethod(attribute_names=tiny_synth.attribute_names, image_size=tiny_synth.resolution)
+    m.calls = []
+    latent = score(m, tiny_synth, "Smiling", bundle, max_images=8, batch_size=4)  # default = first mode
+    assert latent["mode"] == "latent" and m.calls and not any(m.calls)
+    m.calls = []
+    ref = score(m, tiny_synth, "Smiling", bundle, max_images=8, batch_size=4, mode="reference")
+    assert ref["mode"] == "reference" and m.calls and all(m.calls)
+    with pytest.raises(ValueError, match="modes"):
+        score(_method("identity", tiny_synth), tiny_synth, "Smiling", bundle, mode="reference")
