@@ -270,10 +270,19 @@ def score_units(ctx: RunContext, dm, bundle) -> None:
                 t0 = time.time()
                 row = score(m, dm, attribute, bundle, strength, max_images, sc.get("batch_size", 64), seed,
                             trainer_kwargs, mode)
+                row["deviations"] = deviation_count(ctx, method)
                 append_rows(path, [row], SCORE_COLUMNS, overwrite=ctx.force)
                 record_provenance(ctx, path, key, current[(method, seed)])
                 ctx.status(unit, f"attr_acc={row['attr_acc']:.3f} id_match={row['id_match']:.3f}",
                            time.time() - t0)
+
+
+def deviation_count(ctx: RunContext, method: str) -> int | float:
+    """How many deviations from the official code the method's preset config declares (NaN: no config)."""
+    from benchmark.deviations import read_deviations
+
+    src = METHODS_DIR / method / "configs" / f"{ctx.preset['method_config']}.yaml"
+    return len(read_deviations(src)) if src.exists() else float("nan")
 
 
 def all_methods(ctx: RunContext, dm) -> list[str]:

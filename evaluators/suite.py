@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 #: every column of scores.csv, in order (see docs/metrics.md for how each is computed)
 SCORE_COLUMNS = [
-    "method", "dataset", "resolution", "attribute", "strength", "mode", "n_images",
+    "method", "dataset", "resolution", "attribute", "strength", "mode", "deviations", "n_images",
     "attr_acc", "attr_acc_add", "attr_acc_remove", "attr_preservation", "id_sim", "id_match",
     "realism_metric", "realism", "realism_floor", "kid",
     "cf_l1", "cf_l1_in", "cf_l1_out", "cf_psnr", "cf_ssim",
@@ -117,7 +117,7 @@ def score(method: EditingMethod, dm: FaceDataModule, attribute: str, bundle: Eva
     nan = float("nan")
     row = {
         "method": method.method_name, "dataset": dm.name, "resolution": dm.resolution, "attribute": attribute,
-        "strength": float(strength), "mode": module.mode, "n_images": int(r.get("n_images", 0)),
+        "strength": float(strength), "mode": module.mode, "deviations": nan, "n_images": int(r.get("n_images", 0)),
         **{k: r.get(k, nan) for k in ("attr_acc", "attr_acc_add", "attr_acc_remove", "attr_preservation",
                                       "id_sim", "id_match", "realism", "realism_floor", "kid", "cf_l1",
                                       "cf_l1_in", "cf_l1_out", "cf_psnr", "cf_ssim", "edit_ms")},

@@ -91,3 +91,28 @@ def test_method_contract(name, mode, tmp_path):
     loaded = load_method(str(ckpt)).eval()
     with torch.no_grad():
         assert torch.equal(_check_edit(loaded, x, src, tgt, ref, mode), first)
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_configs_declare_deviations(name):
+    """Every demo and paper config of a trained method carries a valid ``deviations:`` list."""
+    from benchmark.deviations import DEVIATION_KINDS, read_deviations
+    from benchmark.runner import METHODS_DIR
+
+    if not get_method(name).needs_training:
+        return
+    for preset in ("demo", "paper"):
+        path = METHODS_DIR / name / "configs" / f"{preset}.yaml"
+        assert path.exists(), path
+        assert all(d["kind"] in DEVIATION_KINDS for d in read_deviations(path))
+
+
+def test_deviations_check_rejects_missing_list_and_unknown_kind():
+    from benchmark.deviations import check_deviations
+
+    with pytest.raises(ValueError, match="no `deviations:`"):
+        check_deviations({"model": {}})
+    entry = {"what": "lr", "official": "1e-4", "ours": "5e-4", "why": "budget", "kind": "speed"}
+    with pytest.raises(ValueError, match="unknown kind"):
+        check_deviations({"deviations": [entry]})
+    assert check_deviations({"deviations": [{**entry, "kind": "budget"}]}) == [{**entry, "kind": "budget"}]

@@ -53,6 +53,8 @@ def test_runner_outputs_and_resume(tmp_path, capsys):
     assert not scores.duplicated(key).any()
     assert len(scores) == 3 * (sum(len(get_method(m).edit_modes) for m in trained) + 2)
     assert set(scores["mode"]) <= {"latent", "reference"}
+    declared = scores.set_index("method")["deviations"]
+    assert all(declared[m].min() >= 1 for m in trained)  # counted from the config's deviations: list
     assert set(scores["method"]) == {*trained, "identity", "oracle"}
     for name in ("preview.png", "leaderboard.csv", "leaderboard.md", "evaluators.yaml", "plots/bar_attr_acc.png",
                  "plots/tradeoff.png", "plots/strength_sweep.png", "grids/Smiling.png"):
