@@ -82,6 +82,18 @@ def build_data(ctx: RunContext):
 # -- training ----------------------------------------------------------------------------------------------
 def method_config(ctx: RunContext, method: str, seed: int, unit_dir: Path) -> Path:
     """The method's preset config with this run's data, seed, devices and checkpoint folder, saved in the unit."""
+    cfg = effective_config(ctx, method, seed, unit_dir)
+    path = unit_dir / "config.yaml"
+    unit_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    tmp.replace(path)
+    return path
+
+
+def effective_config(ctx: RunContext, method: str, seed: int, unit_dir: Path) -> dict:
+    """The config a training unit runs: the method's preset config with this run's data, seed, devices and
+    checkpoint folder (nothing is written)."""
     src = METHODS_DIR / method / "configs" / f"{ctx.preset['method_config']}.yaml"
     if not src.exists():
         raise FileNotFoundError(f"{method} has no {src.name} config at {src}")
@@ -115,12 +127,52 @@ def method_config(ctx: RunContext, method: str, seed: int, unit_dir: Path) -> Pa
                                     "every_n_train_steps": every, "save_top_k": 0}})
     trainer["callbacks"] = callbacks
     trainer.setdefault("logger", False)
-    path = unit_dir / "config.yaml"
-    unit_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    tmp.replace(path)
-    return path
+    return cfg
+
+
+#: config keys that only say where things go or how fast they load, not what is trained
+_NOT_COMPARED = ("trainer.default_root_dir", "trainer.callbacks", "trainer.logger", "trainer.log_every_n_steps",
+                 "trainer.enable_progress_bar", "data.init_args.root", "data.init_args.cache_dir",
+                 "data.init_args.num_workers", "deviations", "seed_everything")
+
+
+def _flatten(cfg: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in cfg.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def paper_differences(effective: dict, paper: dict) -> list[tuple[str, object, object]]:
+    """(key, the method's paper.yaml value, the effective value) for every trained setting that differs."""
+    a, b = _flatten(paper), _flatten(effective)
+    keys = [k for k in dict.fromkeys([*a, *b]) if not k.startswith(_NOT_COMPARED)]
+    return [(k, a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)]
+
+
+def describe_units(ctx: RunContext, seed: int = 0) -> str:
+    """For every trained method: effective resolution, attributes and steps, and what differs from its paper.yaml
+    (a Markdown table). Written to ``<out>/preset_vs_paper.md`` by the train stage; printed by ``--dry-run``."""
+    from methods.base import get_method
+
+    lines = ["| method | resolution | attributes | max_steps | differences from the method's paper.yaml |",
+             "|---|---|---|---|---|"]
+    for method in ctx.methods:
+        if not get_method(method).needs_training:
+            continue
+        cfg = effective_config(ctx, method, seed, final_checkpoint(ctx, method, seed).parent)
+        paper_path = METHODS_DIR / method / "configs" / "paper.yaml"
+        paper = yaml.safe_load(paper_path.read_text()) if paper_path.exists() else {}
+        diffs = paper_differences(cfg, paper)
+        shown = "; ".join(f"{k}: {p!r} -> {e!r}" for k, p, e in diffs) or "none"
+        d = cfg["data"]["init_args"]
+        lines.append(f"| {method} | {d.get('resolution')} | {', '.join(d.get('attributes', []))} | "
+                     f"{cfg['trainer'].get('max_steps')} | {shown} |")
+    return "\n".join(lines) + "\n"
 
 
 def final_checkpoint(ctx: RunContext, method: str, seed: int) -> Path:
@@ -306,6 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", type=int, default=None, help="> 1 trains with Lightning's DDP")
     p.add_argument("--output", default=None, help="default results/<data set>")
     p.add_argument("--force", action="store_true", help="redo finished units (replacing their rows)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print each method's effective resolution, attributes, steps and its differences from "
+                        "its paper.yaml, then stop (nothing is trained or scored)")
     return p
 
 
@@ -331,6 +386,10 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError(f"--attributes {extra} are not among the preset's attributes {preset['attributes']} "
                          "(methods train on the preset's attributes; edit the preset to train on others)")
     stages = STAGES if "all" in args.stage else tuple(s for s in STAGES if s in args.stage)
+    if args.dry_run:
+        print(f"preset {args.preset}: data {data}; what each training unit would run\n")
+        print(describe_units(ctx, preset.get("seeds", [0])[0]))
+        return 0
     ctx.out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
     if "all" in args.stage:  # first output: the data set at a glance (and its exact counterfactuals)
@@ -339,6 +398,11 @@ def main(argv: list[str] | None = None) -> int:
         write_preview(build_data(ctx), ctx.out / "preview.png", ctx.preset.get("grids", {}).get("rows", 8))
         ctx.status("preview", f"wrote {ctx.out / 'preview.png'}")
     if "train" in stages:
+        from datamodules.cache import atomic_write_bytes
+
+        table = describe_units(ctx, preset.get("seeds", [0])[0])
+        atomic_write_bytes(ctx.out / "preset_vs_paper.md", table.encode())
+        print(table, flush=True)
         for seed in preset.get("seeds", [0]):
             for method in ctx.methods:
                 if get_method(method).needs_training:

@@ -90,3 +90,12 @@ def test_runner_rejects_unknown_method_and_preset(tmp_path):
         run_main(["--preset", tiny_preset(tmp_path, ["nosuchmethod"]), "--output", str(tmp_path / "o")])
     with pytest.raises(FileNotFoundError, match="known presets"):
         run_main(["--preset", "nosuchpreset"])
+
+
+def test_paper_dry_run_states_what_it_runs(tmp_path, capsys):
+    """--dry-run prints each method's effective setup and its differences from paper.yaml, and trains nothing."""
+    out = tmp_path / "results"
+    assert run_main(["--preset", "paper", "--stage", "train", "--dry-run", "--output", str(out)]) == 0
+    log = capsys.readouterr().out
+    assert "| aif | 256 |" in log and "data.init_args.resolution: 64 -> 256" in log
+    assert not out.exists()
