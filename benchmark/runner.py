@@ -80,6 +80,12 @@ def build_data(ctx: RunContext):
 
 
 # -- training ----------------------------------------------------------------------------------------------
+def _config_path(method: str, preset: str) -> Path:
+    from methods.base import config_path
+
+    return config_path(method, preset)
+
+
 def method_config(ctx: RunContext, method: str, seed: int, unit_dir: Path) -> Path:
     """The method's preset config with this run's data, seed, devices and checkpoint folder, saved in the unit."""
     cfg = effective_config(ctx, method, seed, unit_dir)
@@ -94,7 +100,7 @@ def method_config(ctx: RunContext, method: str, seed: int, unit_dir: Path) -> Pa
 def effective_config(ctx: RunContext, method: str, seed: int, unit_dir: Path) -> dict:
     """The config a training unit runs: the method's preset config with this run's data, seed, devices and
     checkpoint folder (nothing is written)."""
-    src = METHODS_DIR / method / "configs" / f"{ctx.preset['method_config']}.yaml"
+    src = _config_path(method, ctx.preset["method_config"])
     if not src.exists():
         raise FileNotFoundError(f"{method} has no {src.name} config at {src}")
     cfg = yaml.safe_load(src.read_text())
@@ -165,7 +171,7 @@ def describe_units(ctx: RunContext, seed: int = 0) -> str:
         if not get_method(method).needs_training:
             continue
         cfg = effective_config(ctx, method, seed, final_checkpoint(ctx, method, seed).parent)
-        paper_path = METHODS_DIR / method / "configs" / "paper.yaml"
+        paper_path = _config_path(method, "paper")
         paper = yaml.safe_load(paper_path.read_text()) if paper_path.exists() else {}
         diffs = paper_differences(cfg, paper)
         shown = "; ".join(f"{k}: {p!r} -> {e!r}" for k, p, e in diffs) or "none"
@@ -180,7 +186,7 @@ def final_checkpoint(ctx: RunContext, method: str, seed: int) -> Path:
     changes the training (method config, data arguments, trainer settings), so a changed preset retrains."""
     from datamodules.cache import config_hash
 
-    src = METHODS_DIR / method / "configs" / f"{ctx.preset['method_config']}.yaml"
+    src = _config_path(method, ctx.preset["method_config"])
     key = {"config": src.read_text() if src.exists() else None, "data": ctx.data, "data_args": data_init_args(ctx),
            "trainer": ctx.preset.get("trainer", {}), "accelerator": ctx.accelerator, "devices": ctx.devices}
     return ctx.work / f"{method}-seed{seed}-{config_hash(key, 8)}" / "final.ckpt"
@@ -333,7 +339,7 @@ def deviation_count(ctx: RunContext, method: str) -> int | float:
     """How many deviations from the official code the method's preset config declares (NaN: no config)."""
     from benchmark.deviations import read_deviations
 
-    src = METHODS_DIR / method / "configs" / f"{ctx.preset['method_config']}.yaml"
+    src = _config_path(method, ctx.preset["method_config"])
     return len(read_deviations(src)) if src.exists() else float("nan")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import lightning as L
@@ -48,6 +49,9 @@ class EditingMethod(L.LightningModule):
     needs_training: ClassVar[bool] = True
     synthetic_only: ClassVar[bool] = False
     edit_modes: ClassVar[tuple[str, ...]] = ("latent",)
+    #: a named variant (another objective or architecture) of the registered method ``variant_of``: it lives in
+    #: that method's package, and its configs in ``configs/<variant name>/`` there (see ``config_path``)
+    variant_of: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -181,6 +185,15 @@ def get_method(name: str) -> type[EditingMethod]:
     if name not in _REGISTRY:
         raise KeyError(f"unknown method {name!r}; registered methods: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
+
+
+def config_path(name: str, preset: str) -> Path:
+    """The ``preset`` config (``demo``, ``paper``) of the registered method ``name``: ``configs/<preset>.yaml``
+    beside its module, or ``configs/<name>/<preset>.yaml`` for a variant (``variant_of`` set)."""
+    cls = get_method(name)
+    package = Path(importlib.import_module(cls.__module__).__file__).resolve().parent
+    folder = package / "configs" / name if cls.variant_of else package / "configs"
+    return folder / f"{preset}.yaml"
 
 
 def load_method(checkpoint_path: str, map_location: str | torch.device = "cpu") -> EditingMethod:

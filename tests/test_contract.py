@@ -97,12 +97,12 @@ def test_method_contract(name, mode, tmp_path):
 def test_configs_declare_deviations(name):
     """Every demo and paper config of a trained method carries a valid ``deviations:`` list."""
     from benchmark.deviations import DEVIATION_KINDS, read_deviations
-    from benchmark.runner import METHODS_DIR
+    from methods.base import config_path
 
     if not get_method(name).needs_training:
         return
     for preset in ("demo", "paper"):
-        path = METHODS_DIR / name / "configs" / f"{preset}.yaml"
+        path = config_path(name, preset)
         assert path.exists(), path
         assert all(d["kind"] in DEVIATION_KINDS for d in read_deviations(path))
 
