@@ -1,4 +1,5 @@
-"""Image grids: rows = test images, columns = input, each method's edit, and (embedded set) the exact edit."""
+"""Image grids: rows = test images, columns = input, each method's edit in each of its editing modes, and
+(embedded set) the exact edit."""
 
 from __future__ import annotations
 
@@ -35,12 +36,13 @@ def edit_grid(dm, methods: dict, attribute: str, rows: int = 8, seed: int = 0) -
     for name, m in methods.items():
         m.eval()
         m.bind_datamodule(dm)
-        reference = None
-        if m.needs_reference or m.reference_guided:
-            ref_i = reference_indices(test.attrs, test.identity, col, seed)[idx]
-            reference = torch.stack([test[int(i)]["image"] for i in ref_i])
-        columns.append(m.edit(x, src, tgt, 1.0, reference).clamp(-1, 1))
-        labels.append(name)
+        for mode in m.edit_modes:  # one column per (method, editing mode); exemplars only in reference mode
+            reference = None
+            if mode == "reference":
+                ref_i = reference_indices(test.attrs, test.identity, col, seed)[idx]
+                reference = torch.stack([test[int(i)]["image"] for i in ref_i])
+            columns.append(m.edit(x, src, tgt, 1.0, reference).clamp(-1, 1))
+            labels.append(name if len(m.edit_modes) == 1 else f"{name}:{mode[:3]}")
     if dm.has_counterfactuals:
         columns.append(dm.counterfactuals("test", idx, tgt))
         labels.append("exact")

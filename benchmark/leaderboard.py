@@ -25,7 +25,7 @@ def is_reference_point(method: str) -> bool:
     try:
         from methods import get_method
 
-        return not get_method(method).needs_training
+        return not get_method(method.split(":")[0]).needs_training
     except (KeyError, ValueError, ImportError):
         return False
 
@@ -48,12 +48,22 @@ def common_attribute_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return df[df["attribute"].isin(common)], note
 
 
+def label_modes(df: pd.DataFrame) -> pd.DataFrame:
+    """Each editing mode is its own leaderboard row: a method scored in several modes is shown as
+    ``method:mode`` (one mode: the plain name)."""
+    if "mode" not in df.columns or df.empty:
+        return df
+    mode = df["mode"].fillna("latent").astype(str)
+    several = df.assign(mode=mode).groupby("method")["mode"].transform("nunique") > 1
+    return df.assign(method=df["method"].where(~several, df["method"] + ":" + mode))
+
+
 def leaderboard(scores: pd.DataFrame) -> pd.DataFrame:
     """Nominal-strength rows (strength 1): mean over attributes per (method, seed), then mean (and std, with
     several seeds) over seeds. Methods sorted by success; reference points last (``reference`` True)."""
     if scores.empty:
         raise ValueError("no scores yet: run the score stage first")
-    df, note = common_attribute_rows(scores[scores["strength"] == 1.0])
+    df, note = common_attribute_rows(label_modes(scores[scores["strength"] == 1.0]))
     if "seed" not in df:
         df = df.assign(seed=0)
     cols = [c for c in list(HEADLINE) + INTERVALS if c in df.columns and df[c].notna().any()]
@@ -66,6 +76,8 @@ def leaderboard(scores: pd.DataFrame) -> pd.DataFrame:
     board.insert(0, "attributes", df.groupby("method")["attribute"].nunique())
     board.insert(1, "seeds", n_seeds)
     board.insert(2, "params_m", df.groupby("method")["params_m"].first())
+    if "deviations" in df.columns:  # declared deviations from the official code (NaN for reference points)
+        board.insert(3, "deviations", df.groupby("method")["deviations"].first())
     board["reference"] = [is_reference_point(m) for m in board.index]
     sort = "success" if "success" in board else "attr_acc"
     board = board.sort_values(["reference", sort], ascending=[True, False]).reset_index()
@@ -94,6 +106,8 @@ def _cell(board: pd.DataFrame, r: pd.Series, c: str) -> str:
         return v
     if pd.isna(v):
         return ""
+    if c == "deviations":
+        return f"{int(v)}"
     text = f"{v:.2f}" if c == "edit_ms" else f"{v:.3f}"
     if f"{c}_lo" in board and not pd.isna(r.get(f"{c}_lo")):
         text += f" [{r[f'{c}_lo']:.2f}, {r[f'{c}_hi']:.2f}]"
@@ -107,7 +121,7 @@ def to_markdown(board: pd.DataFrame) -> str:
     ref = board.attrs.get("realism_reference", "")
     realism_label = f"{realism} vs {ref}" if ref else realism
     tied = set(board.attrs.get("tied", []))
-    show = ["method", "success", "attr_acc", "attr_preservation", "id_sim", "id_match", "realism", "kid",
+    show = ["method", "deviations", "success", "attr_acc", "attr_preservation", "id_sim", "id_match", "realism", "kid",
             "cf_l1_in", "cf_l1_out", "edit_ms", "params_m"]
     show = [c for c in show if c in board.columns]
     header = [realism_label if c == "realism" else c for c in show]

@@ -14,7 +14,7 @@ import pandas as pd
 from datamodules.cache import atomic_write_bytes
 
 #: a row is identified by these columns: a second row with the same key is a duplicate
-ROW_KEY = ("method", "dataset", "resolution", "attribute", "strength", "seed")
+ROW_KEY = ("method", "dataset", "resolution", "attribute", "strength", "mode", "seed")
 
 
 class DuplicateResultError(ValueError):

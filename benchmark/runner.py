@@ -1,7 +1,7 @@
 """``python -m benchmark run``: train the evaluators, train every method, score it, write the leaderboard.
 
-Each (method, seed) training unit and each (method, attribute, strength, seed) scoring unit is resumable: a
-finished unit is skipped on a re-run (``--force`` redoes it), a killed training resumes from its last
+Each (method, seed) training unit and each (method, attribute, strength, editing mode, seed) scoring unit is
+resumable: a finished unit is skipped on a re-run (``--force`` redoes it), a killed training resumes from its last
 checkpoint, and nothing written by a finished unit is lost.
 
 Outputs go to ``--output`` when given, else to ``results/<data set>-<preset>[-<method>+<method>...]`` (the
@@ -90,9 +90,27 @@ def build_data(ctx: RunContext):
 
 
 # -- training ----------------------------------------------------------------------------------------------
+def _config_path(method: str, preset: str) -> Path:
+    from methods.base import config_path
+
+    return config_path(method, preset)
+
+
 def method_config(ctx: RunContext, method: str, seed: int, unit_dir: Path) -> Path:
     """The method's preset config with this run's data, seed, devices and checkpoint folder, saved in the unit."""
-    src = METHODS_DIR / method / "configs" / f"{ctx.preset['method_config']}.yaml"
+    cfg = effective_config(ctx, method, seed, unit_dir)
+    path = unit_dir / "config.yaml"
+    unit_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    tmp.replace(path)
+    return path
+
+
+def effective_config(ctx: RunContext, method: str, seed: int, unit_dir: Path) -> dict:
+    """The config a training unit runs: the method's preset config with this run's data, seed, devices and
+    checkpoint folder (nothing is written)."""
+    src = _config_path(method, ctx.preset["method_config"])
     if not src.exists():
         raise UserError(f"{method} has no {src.name} config at {src}")
     cfg = yaml.safe_load(src.read_text())
@@ -125,12 +143,52 @@ def method_config(ctx: RunContext, method: str, seed: int, unit_dir: Path) -> Pa
                                     "every_n_train_steps": every, "save_top_k": 0}})
     trainer["callbacks"] = callbacks
     trainer.setdefault("logger", False)
-    path = unit_dir / "config.yaml"
-    unit_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    tmp.replace(path)
-    return path
+    return cfg
+
+
+#: config keys that only say where things go or how fast they load, not what is trained
+_NOT_COMPARED = ("trainer.default_root_dir", "trainer.callbacks", "trainer.logger", "trainer.log_every_n_steps",
+                 "trainer.enable_progress_bar", "data.init_args.root", "data.init_args.cache_dir",
+                 "data.init_args.num_workers", "deviations", "seed_everything")
+
+
+def _flatten(cfg: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in cfg.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def paper_differences(effective: dict, paper: dict) -> list[tuple[str, object, object]]:
+    """(key, the method's paper.yaml value, the effective value) for every trained setting that differs."""
+    a, b = _flatten(paper), _flatten(effective)
+    keys = [k for k in dict.fromkeys([*a, *b]) if not k.startswith(_NOT_COMPARED)]
+    return [(k, a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)]
+
+
+def describe_units(ctx: RunContext, seed: int = 0) -> str:
+    """For every trained method: effective resolution, attributes and steps, and what differs from its paper.yaml
+    (a Markdown table). Written to ``<out>/preset_vs_paper.md`` by the train stage; printed by ``--dry-run``."""
+    from methods.base import get_method
+
+    lines = ["| method | resolution | attributes | max_steps | differences from the method's paper.yaml |",
+             "|---|---|---|---|---|"]
+    for method in ctx.methods:
+        if not get_method(method).needs_training:
+            continue
+        cfg = effective_config(ctx, method, seed, final_checkpoint(ctx, method, seed).parent)
+        paper_path = _config_path(method, "paper")
+        paper = yaml.safe_load(paper_path.read_text()) if paper_path.exists() else {}
+        diffs = paper_differences(cfg, paper)
+        shown = "; ".join(f"{k}: {p!r} -> {e!r}" for k, p, e in diffs) or "none"
+        d = cfg["data"]["init_args"]
+        lines.append(f"| {method} | {d.get('resolution')} | {', '.join(d.get('attributes', []))} | "
+                     f"{cfg['trainer'].get('max_steps')} | {shown} |")
+    return "\n".join(lines) + "\n"
 
 
 def final_checkpoint(ctx: RunContext, method: str, seed: int) -> Path:
@@ -138,7 +196,7 @@ def final_checkpoint(ctx: RunContext, method: str, seed: int) -> Path:
     changes the training (method config, data arguments, trainer settings), so a changed preset retrains."""
     from datamodules.cache import config_hash
 
-    src = METHODS_DIR / method / "configs" / f"{ctx.preset['method_config']}.yaml"
+    src = _config_path(method, ctx.preset["method_config"])
     key = {"config": src.read_text() if src.exists() else None, "data": ctx.data, "data_args": data_init_args(ctx),
            "trainer": ctx.preset.get("trainer", {}), "accelerator": ctx.accelerator, "devices": ctx.devices}
     return ctx.work / f"{method}-seed{seed}-{config_hash(key, 8)}" / "final.ckpt"
@@ -207,8 +265,8 @@ def checkpoint_id(ctx: RunContext, method: str, seed: int) -> str:
 
 
 def provenance_key(path: Path, key: dict) -> str:
-    return "|".join([path.name, *(str(key[k]) for k in ("method", "dataset", "resolution", "attribute",
-                                                          "strength", "seed"))])
+    return "|".join([path.name, *(str(key.get(k)) for k in ("method", "dataset", "resolution", "attribute",
+                                                              "strength", "mode", "seed"))])
 
 
 JUDGE_COLUMNS = ("classifier_hash", "id_encoder_hash", "realism_ref_hash")
@@ -284,28 +342,39 @@ def score_units(ctx: RunContext, dm, bundle) -> None:
         for method in all_methods(ctx, dm):
             cls = get_method(method)
             m = None
-            units = [(a, 1.0, sc.get("max_images"), scores) for a in ctx.attributes]
-            if cls.supports_strength and sc.get("sweep_attribute") in ctx.attributes:
-                units += [(sc["sweep_attribute"], float(s), sc.get("sweep_max_images"), sweep)
-                          for s in sc.get("strength_sweep", [])]
-            for attribute, strength, max_images, path in units:
+            units = []
+            for mode in cls.edit_modes:  # every declared editing mode is its own row (and sweep)
+                units += [(a, 1.0, mode, sc.get("max_images"), scores) for a in ctx.attributes]
+                if cls.supports_strength and sc.get("sweep_attribute") in ctx.attributes:
+                    units += [(sc["sweep_attribute"], float(s), mode, sc.get("sweep_max_images"), sweep)
+                              for s in sc.get("strength_sweep", [])]
+            for attribute, strength, mode, max_images, path in units:
                 key = {"method": method, "dataset": dm.name, "resolution": dm.resolution, "attribute": attribute,
-                       "strength": strength, "seed": seed}
-                unit = f"score {method} {attribute} s={strength:g} seed={seed}"
+                       "strength": strength, "mode": mode, "seed": seed}
+                unit = f"score {method} {attribute} {mode} s={strength:g} seed={seed}"
                 if has_row(path, key) and not ctx.force:
                     ctx.status(unit, "done already, skipped")
                     continue
                 if m is None:
                     m = load_unit_method(ctx, method, seed, dm)
                 t0 = time.time()
-                per_image = ctx.out / "per_image" / f"{method}_nominal_{attribute}_s{strength:g}_seed{seed}.csv"
+                per_image = ctx.out / "per_image" / f"{method}_{mode}_{attribute}_s{strength:g}_seed{seed}.csv"
                 row = score(m, dm, attribute, bundle, strength, max_images, sc.get("batch_size", 64), seed,
-                            trainer_kwargs, per_image_path=per_image)
+                            trainer_kwargs, per_image_path=per_image, mode=mode)
+                row["deviations"] = deviation_count(ctx, method)
                 append_rows(path, [row], SCORE_COLUMNS, overwrite=ctx.force)
                 record_provenance(ctx, path, key, current[(method, seed)], judges)
                 ctx.status(unit, f"success={row['success']:.3f} attr_acc={row['attr_acc']:.3f} "
                                  f"id_match={row['id_match']:.3f}",
                            time.time() - t0)
+
+
+def deviation_count(ctx: RunContext, method: str) -> int | float:
+    """How many deviations from the official code the method's preset config declares (NaN: no config)."""
+    from benchmark.deviations import read_deviations
+
+    src = _config_path(method, ctx.preset["method_config"])
+    return len(read_deviations(src)) if src.exists() else float("nan")
 
 
 def all_methods(ctx: RunContext, dm) -> list[str]:
@@ -359,6 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", type=int, default=None, help="> 1 trains with Lightning's DDP")
     p.add_argument("--output", default=None, help="default results/<data set>-<preset>[-<methods>]")
     p.add_argument("--force", action="store_true", help="redo finished units (replacing their rows)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print each method's effective resolution, attributes, steps and its differences from "
+                        "its paper.yaml, then stop (nothing is trained or scored)")
     return p
 
 
@@ -380,6 +452,10 @@ def main(argv: list[str] | None = None) -> int:
 
     stages = STAGES if "all" in args.stage else tuple(s for s in STAGES if s in args.stage)
     preflight_run(ctx, stages)
+    if args.dry_run:
+        print(f"preset {args.preset}: data {data}; what each training unit would run\n")
+        print(describe_units(ctx, preset.get("seeds", [0])[0]))
+        return 0
     ctx.out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
     if "all" in args.stage:  # first output: the data set at a glance (and its exact counterfactuals)
@@ -388,6 +464,11 @@ def main(argv: list[str] | None = None) -> int:
         write_preview(build_data(ctx), ctx.out / "preview.png", ctx.preset.get("grids", {}).get("rows", 8))
         ctx.status("preview", f"wrote {ctx.out / 'preview.png'}")
     if "train" in stages:
+        from datamodules.cache import atomic_write_bytes
+
+        table = describe_units(ctx, preset.get("seeds", [0])[0])
+        atomic_write_bytes(ctx.out / "preset_vs_paper.md", table.encode())
+        print(table, flush=True)
         for seed in preset.get("seeds", [0]):
             for method in ctx.methods:
                 if get_method(method).needs_training:

@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="attributes the data module selects, for methods without a checkpoint (default all)")
     p.add_argument("--attribute", nargs="+", required=True, help="the attribute(s) to flip, one row each")
     p.add_argument("--strength", type=float, default=1.0)
+    p.add_argument("--mode", default=None, choices=["latent", "reference"],
+                   help="editing mode (default: the method's first declared mode, see its edit_modes)")
     p.add_argument("--max-images", type=int, default=None, help="score a seeded subset of the test split")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
@@ -128,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for attribute in args.attribute:
         row = score(method, dm, attribute, bundle, args.strength, args.max_images, args.batch_size, args.seed,
-                    {"accelerator": args.accelerator, "devices": args.devices, "strategy": args.strategy})
+                    {"accelerator": args.accelerator, "devices": args.devices, "strategy": args.strategy},
+                    args.mode)
         rows.append(row)
         print(json.dumps(row, default=str))
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from lightning.pytorch.cli import LightningCLI
 
@@ -23,6 +24,9 @@ class EditingCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 (jsonargparse parser)
         parser.link_arguments("data.attribute_names", "model.init_args.attribute_names", apply_on="instantiate")
         parser.link_arguments("data.resolution", "model.init_args.image_size", apply_on="instantiate")
+        # documentation only (benchmark/deviations.py): what the config changes relative to the official code
+        parser.add_argument("--deviations", type=list[dict[str, Any]] | None, default=None,
+                            help="the config's declared deviations from the official code (not used in training)")
 
 
 def make_cli(args: Sequence[str] | None = None, run: bool = True) -> EditingCLI:

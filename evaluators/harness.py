@@ -1,7 +1,8 @@
 """The scoring protocol, in one visible place.
 
 For one (method, attribute): every selected test image is edited to flip the attribute (strength as given;
-reference-guided methods get a seeded test image that has the target value, of another identity). Then:
+in reference mode the method gets a seeded test image that has the target value, of another identity; in
+latent mode none). Then:
   * attribute manipulation: the classifier reads the flipped attribute on the edit (overall / add / remove);
   * attribute preservation: the classifier's reading of every other attribute on the edit equals the ground
     truth (the source label, which the edit must keep) where the data set labels it, else its reading of the input;
@@ -179,8 +180,9 @@ class ScoringModule(L.LightningModule):
                  strength: float = 1.0, max_images: int | None = None, batch_size: int = 64, seed: int = 0,
                  references: dict[str, ReferenceStats | None] | None = None, kid_subset_size: int = 1000,
                  min_realism_images: int = MIN_REALISM_IMAGES, per_image_path: str | None = None,
-                 bootstrap_resamples: int = 1000) -> None:
+                 bootstrap_resamples: int = 1000, mode: str | None = None) -> None:
         super().__init__()
+        self.mode = method.check_mode(mode)  # None = the method's default mode
         self.method, self.dm = method, dm
         self.classifier = bundle.classifier.model
         self.id_encoder = bundle.identity.model
@@ -190,7 +192,7 @@ class ScoringModule(L.LightningModule):
         self.clf_column = bundle.classifier.model.attribute_names.index(attribute)
         test = dm.dataset("test")
         self.indices = evaluation_indices(len(test), max_images, seed)
-        self.uses_reference = method.needs_reference or method.reference_guided
+        self.uses_reference = self.mode == "reference"  # exemplars only in reference mode
         if self.uses_reference:
             self.ref_index = reference_indices(test.attrs, test.identity, dm.attribute_names.index(attribute), seed)
         self.seed, self.per_image_path, self.bootstrap_resamples = seed, per_image_path, bootstrap_resamples

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 #: every column of scores.csv, in order (see docs/metrics.md for how each is computed)
 SCORE_COLUMNS = [
-    "method", "dataset", "resolution", "attribute", "strength", "n_images",
+    "method", "dataset", "resolution", "attribute", "strength", "mode", "deviations", "n_images",
     "success", "success_lo", "success_hi", "success_add", "success_remove", "success_ceiling",
     "attr_acc", "attr_acc_lo", "attr_acc_hi", "attr_acc_add", "attr_acc_remove",
     "attr_preservation", "attr_preservation_lo", "attr_preservation_hi", "id_sim", "id_match", "id_match_lo",
@@ -113,9 +113,10 @@ def code_version() -> str:
 def score(method: EditingMethod, dm: FaceDataModule, attribute: str, bundle: EvaluatorBundle,
           strength: float = 1.0, max_images: int | None = None, batch_size: int = 64, seed: int = 0,
           trainer_kwargs: dict | None = None, per_image_path: str | Path | None = None,
-          kid_subset_size: int = 1000, min_realism_images: int = MIN_REALISM_IMAGES) -> dict:
+          kid_subset_size: int = 1000, min_realism_images: int = MIN_REALISM_IMAGES, mode: str | None = None) -> dict:
     """Score ``method`` on flipping ``attribute`` over ``dm``'s test split; returns one row (SCORE_COLUMNS).
 
+    ``mode``: the editing mode (None = the method's default, ``edit_modes[0]``);
     ``per_image_path``: where the per-image outcomes go (CSV, written atomically by rank 0);
     ``kid_subset_size``: images per KID subset; ``min_realism_images``: fewest images per direction of the
     target-domain Fréchet distances (fewer: NaN and a note).
@@ -128,7 +129,8 @@ def score(method: EditingMethod, dm: FaceDataModule, attribute: str, bundle: Eva
     method.bind_datamodule(dm)
     refs = bundle.realism_references(dm, attribute)
     module = ScoringModule(method, bundle, dm, attribute, strength, max_images, batch_size, seed, refs,
-                           kid_subset_size, min_realism_images, str(per_image_path) if per_image_path else None)
+                           kid_subset_size, min_realism_images, str(per_image_path) if per_image_path else None,
+                           mode=mode)
     notes = realism_notes(dm, attribute, module.indices, refs, min_realism_images)
     kwargs = {"accelerator": "cpu", "devices": 1, "logger": False, "enable_checkpointing": False,
               "enable_model_summary": False, "inference_mode": False, "use_distributed_sampler": False,
@@ -139,7 +141,7 @@ def score(method: EditingMethod, dm: FaceDataModule, attribute: str, bundle: Eva
     nan = float("nan")
     row = {
         "method": method.method_name, "dataset": dm.name, "resolution": dm.resolution, "attribute": attribute,
-        "strength": float(strength), "n_images": int(r.get("n_images", 0)),
+        "strength": float(strength), "mode": module.mode, "deviations": nan, "n_images": int(r.get("n_images", 0)),
         **{k: r.get(k, nan) for k in _MEASURED},
         "realism_metric": bundle.space.metric_name, "edit_batch_size": batch_size,
         "realism_reference": "counterfactual-train" if refs["cf"] is not None else "target-domain-train",

@@ -10,12 +10,17 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import lightning as L
 import torch
 
 _REGISTRY: dict[str, type[EditingMethod]] = {}
+
+#: the editing modes a method can declare: ``latent`` edits from the target labels alone (label-driven, the
+#: method's own latent/label path); ``reference`` takes the target attribute from exemplar images
+EDIT_MODES: tuple[str, ...] = ("latent", "reference")
 
 
 class EditingMethod(L.LightningModule):
@@ -28,6 +33,12 @@ class EditingMethod(L.LightningModule):
         needs_reference:  ``edit`` requires ``reference`` exemplars (the harness supplies seeded ones)
         needs_training:   ``trainer.fit`` must run before ``edit`` is meaningful
         synthetic_only:   only works on data sets with exact counterfactuals (the oracle)
+
+    Editing modes: ``edit_modes`` names the modes the method is scored in, each as its own row, the first being
+    its default (see ``EDIT_MODES``). A class that does not declare it gets one from the flags above:
+    ``("reference",)`` if ``needs_reference``, ``("latent", "reference")`` if ``reference_guided``, else
+    ``("latent",)``. A declared tuple sets the flags in turn (``reference_guided`` = "reference" is among them,
+    ``needs_reference`` = it is the only one). The harness passes ``reference`` only in reference mode.
     """
 
     method_name: ClassVar[str] = ""
@@ -37,6 +48,36 @@ class EditingMethod(L.LightningModule):
     needs_reference: ClassVar[bool] = False
     needs_training: ClassVar[bool] = True
     synthetic_only: ClassVar[bool] = False
+    edit_modes: ClassVar[tuple[str, ...]] = ("latent",)
+    #: a named variant (another objective or architecture) of the registered method ``variant_of``: it lives in
+    #: that method's package, and its configs in ``configs/<variant name>/`` there (see ``config_path``)
+    variant_of: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "edit_modes" in cls.__dict__:
+            modes = tuple(cls.edit_modes)
+            unknown = [m for m in modes if m not in EDIT_MODES]
+            if not modes or unknown or len(set(modes)) != len(modes):
+                raise TypeError(f"{cls.__name__}.edit_modes must be distinct names among {EDIT_MODES}, got {modes}")
+            cls.edit_modes = modes
+            cls.reference_guided = "reference" in modes
+            cls.needs_reference = modes == ("reference",)
+        elif cls.needs_reference:
+            cls.edit_modes = ("reference",)
+        elif cls.reference_guided:
+            cls.edit_modes = ("latent", "reference")
+        else:
+            cls.edit_modes = ("latent",)
+
+    @classmethod
+    def check_mode(cls, mode: str | None) -> str:
+        """``mode`` validated against ``edit_modes`` (None = the default, the first declared mode)."""
+        if mode is None:
+            return cls.edit_modes[0]
+        if mode not in cls.edit_modes:
+            raise ValueError(f"{cls.method_name or cls.__name__} edits in modes {cls.edit_modes}, not {mode!r}")
+        return mode
 
     def __init__(self, attribute_names: Sequence[str], image_size: int = 64) -> None:
         super().__init__()
@@ -104,6 +145,7 @@ class EditingMethod(L.LightningModule):
 
     @classmethod
     def capabilities(cls) -> dict[str, bool]:
+        """The capability flags by name (``edit_modes`` is read directly: it is a tuple, not a flag)."""
         return {k: bool(getattr(cls, k)) for k in (
             "multi_attribute", "supports_strength", "reference_guided", "needs_reference",
             "needs_training", "synthetic_only")}
@@ -143,6 +185,15 @@ def get_method(name: str) -> type[EditingMethod]:
     if name not in _REGISTRY:
         raise KeyError(f"unknown method {name!r}; registered methods: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
+
+
+def config_path(name: str, preset: str) -> Path:
+    """The ``preset`` config (``demo``, ``paper``) of the registered method ``name``: ``configs/<preset>.yaml``
+    beside its module, or ``configs/<name>/<preset>.yaml`` for a variant (``variant_of`` set)."""
+    cls = get_method(name)
+    package = Path(importlib.import_module(cls.__module__).__file__).resolve().parent
+    folder = package / "configs" / name if cls.variant_of else package / "configs"
+    return folder / f"{preset}.yaml"
 
 
 def load_method(checkpoint_path: str, map_location: str | torch.device = "cpu") -> EditingMethod:

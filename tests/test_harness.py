@@ -203,3 +203,26 @@ def test_real_layout_scores_against_the_target_domain(tmp_path):
     else:
         assert math.isnan(row["realism"]) and "train images" in row["realism_note"]
     assert len(pd.read_csv(tmp_path / "pi.csv")) == row["n_images"]
+
+
+class _RecordingMethod(get_method("identity")):
+    """The identity edit, recording whether each call got exemplars; declares both editing modes."""
+
+    edit_modes = ("latent", "reference")
+    needs_training = False
+
+    def edit(self, images, src_attrs, tgt_attrs, strength=1.0, reference=None):
+        self.calls.append(reference is not None)
+        return images.clone()
+
+
+def test_reference_passed_only_in_reference_mode(tiny_synth, bundle):
+    m = _RecordingMethod(attribute_names=tiny_synth.attribute_names, image_size=tiny_synth.resolution)
+    m.calls = []
+    latent = score(m, tiny_synth, "Smiling", bundle, max_images=8, batch_size=4)  # default = first mode
+    assert latent["mode"] == "latent" and m.calls and not any(m.calls)
+    m.calls = []
+    ref = score(m, tiny_synth, "Smiling", bundle, max_images=8, batch_size=4, mode="reference")
+    assert ref["mode"] == "reference" and m.calls and all(m.calls)
+    with pytest.raises(ValueError, match="modes"):
+        score(_method("identity", tiny_synth), tiny_synth, "Smiling", bundle, mode="reference")

@@ -52,6 +52,7 @@ def test_registered_with_capabilities():
     assert cls is L2MGAN
     caps = cls.capabilities()
     assert caps["supports_strength"] and caps["reference_guided"] and caps["multi_attribute"]
+    assert cls.edit_modes == ("latent", "reference")  # T's latent edit is the default row
     assert not caps["needs_reference"] and caps["needs_training"]
 
 
@@ -88,6 +89,30 @@ def test_edit_contract(trained, datamodule):
     assert not torch.allclose(y[:5], y_ref[:5])   # the reference changes the edit
     with pytest.raises(ValueError):
         model.edit(x, a, t, reference=x[:2])
+
+
+def test_latent_mode_edits_through_the_transformer(trained, datamodule):
+    """Latent mode (no reference) runs T: zeroing T's weights changes the edit; the reference edit does not use T.
+    At strength (the official ``degree``) d the code is s_unrel + s_rel + d * (T(s_rel) - s_rel)."""
+    import copy
+
+    model = copy.deepcopy(trained[0]).eval()
+    batch = next(iter(datamodule.test_dataloader()))
+    x, a = batch["image"], batch["attrs"]
+    t = a.clone()
+    t[:, 1] = 1 - t[:, 1]  # flip Eyeglasses only
+    with torch.no_grad():
+        latent, ref = model.edit(x, a, t), model.edit(x, a, t, reference=x.flip(0))
+        attribute = torch.full((x.shape[0],), 1)
+        src, tgt = domain_index(attribute, a[:, 1].long()), domain_index(attribute, t[:, 1].long())
+        s, s_unrel, s_rel, s_rel_t = model._styles(model.style_encoder_ema, model.style_transformer_ema, x,
+                                                   attribute, src, tgt)
+        by_hand = model.generator_ema(x, s_unrel + s_rel + 0.5 * (s_rel_t - s_rel)).clamp(-1, 1)
+        assert torch.allclose(model.edit(x, a, t, strength=0.5), by_hand, atol=1e-5)
+        for p in model.style_transformer_ema.transformers.parameters():
+            p.zero_()
+        assert not torch.allclose(model.edit(x, a, t), latent, atol=1e-4), "latent mode must run T"
+        assert torch.allclose(model.edit(x, a, t, reference=x.flip(0)), ref, atol=1e-6)
 
 
 def test_checkpoint_round_trip(trained, datamodule, tmp_path):

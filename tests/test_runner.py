@@ -32,7 +32,7 @@ def tiny_preset(tmp_path, methods):
 
 
 def test_runner_outputs_and_resume(tmp_path, capsys):
-    from methods.base import list_methods
+    from methods.base import get_method, list_methods
 
     trained = [m for m in ("aif", "aign", "elegant", "l2mgan", "interfacegan") if m in list_methods()][:1]
     preset, out = tiny_preset(tmp_path, trained), tmp_path / "results"
@@ -45,13 +45,16 @@ def test_runner_outputs_and_resume(tmp_path, capsys):
     # the full run skips what is done, adds the rest, writes every output
     assert run_main(["--preset", preset, "--output", str(out)]) == 0
     log = capsys.readouterr().out
-    assert "score identity Smiling s=1 seed=0" in log and "done already, skipped" in log
+    assert "score identity Smiling latent s=1 seed=0" in log and "done already, skipped" in log
     for m in trained:
         assert f"train {m} seed=0" in log
     scores = pd.read_csv(out / "scores.csv")
-    key = ["method", "attribute", "strength", "seed"]
+    key = ["method", "attribute", "strength", "mode", "seed"]
     assert not scores.duplicated(key).any()
-    assert len(scores) == 3 * (len(trained) + 2)
+    assert len(scores) == 3 * (sum(len(get_method(m).edit_modes) for m in trained) + 2)
+    assert set(scores["mode"]) <= {"latent", "reference"}
+    declared = scores.set_index("method")["deviations"]
+    assert all(declared[m].min() >= 1 for m in trained)  # counted from the config's deviations: list
     assert set(scores["method"]) == {*trained, "identity", "oracle"}
     for name in ("preview.png", "leaderboard.csv", "leaderboard.md", "evaluators.yaml", "plots/bar_attr_acc.png",
                  "plots/tradeoff.png", "plots/strength_sweep.png", "grids/Smiling.png"):
@@ -77,9 +80,9 @@ def test_runner_outputs_and_resume(tmp_path, capsys):
     assert set(old["method"]) == set(trained) and len(old) == 3 * len(trained)
     again = pd.read_csv(out / "scores.csv")
     assert len(again) == len(scores) and not again.duplicated(key).any()
-    assert "score identity Smiling s=1 seed=0" in log and "done already, skipped" in log  # reference rows kept
+    assert "score identity Smiling latent s=1 seed=0" in log and "done already, skipped" in log  # reference rows kept
     for m in trained:
-        assert f"score {m} Smiling s=1 seed=0" in log
+        assert f"score {m} Smiling {get_method(m).edit_modes[0]} s=1 seed=0" in log
 
 
 def test_runner_rejects_unknown_method_and_preset(tmp_path):
@@ -87,3 +90,12 @@ def test_runner_rejects_unknown_method_and_preset(tmp_path):
         run_main(["--preset", tiny_preset(tmp_path, ["nosuchmethod"]), "--output", str(tmp_path / "o")])
     with pytest.raises(FileNotFoundError, match="known presets"):
         run_main(["--preset", "nosuchpreset"])
+
+
+def test_paper_dry_run_states_what_it_runs(tmp_path, capsys):
+    """--dry-run prints each method's effective setup and its differences from paper.yaml, and trains nothing."""
+    out = tmp_path / "results"
+    assert run_main(["--preset", "paper", "--stage", "train", "--dry-run", "--output", str(out)]) == 0
+    log = capsys.readouterr().out
+    assert "| aif | 256 |" in log and "data.init_args.resolution: 64 -> 256" in log
+    assert not out.exists()

@@ -47,8 +47,7 @@ class ELEGANT(EditingMethod):
     """
 
     supports_strength = True
-    reference_guided = True
-    needs_reference = True
+    edit_modes = ("reference",)  # ELEGANT swaps latent parts with an exemplar: reference-only
     multi_attribute = True
 
     def __init__(

@@ -44,8 +44,9 @@ class L2MGAN(EditingMethod):
     """
 
     supports_strength = True
-    reference_guided = True
-    needs_reference = False
+    # latent (the paper's contribution: the learned transformer T edits the attribute-relevant code) first,
+    # reference-guided (the reference's attribute-relevant code swapped in) scored as a second row
+    edit_modes = ("latent", "reference")
     multi_attribute = True
 
     def __init__(
