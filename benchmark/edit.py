@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
 from PIL import Image, UnidentifiedImageError
 
 from datamodules.base import float_to_uint8, uint8_to_float
-from datamodules.cache import atomic_write_bytes
 from methods.base import get_method, load_method
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -70,10 +72,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
 
+    from benchmark import preflight
+
+    preflight.check_methods([args.method])
     cls = get_method(args.method)
+    inp = Path(args.input)
+    if not inp.exists():
+        raise preflight.UserError(f"input {inp} does not exist; pass --input with a folder of images or one image")
     if cls.needs_training:
         if not args.ckpt:
             raise SystemExit(f"error: {args.method} needs --ckpt (a trained checkpoint)")
+        preflight.check_checkpoint(args.ckpt, args.method)  # another method's checkpoint is refused, not used
         method = load_method(args.ckpt)
     else:
         raise SystemExit(f"error: {args.method} is a reference point; it edits only its own data set")
@@ -89,7 +98,6 @@ def main(argv: list[str] | None = None) -> int:
     tgt_row = src_row.clone()
     tgt_row[col] = float(args.value)
 
-    inp = Path(args.input)
     files = [inp] if inp.is_file() else sorted(f for f in inp.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise SystemExit(f"error: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {inp}")
@@ -97,14 +105,38 @@ def main(argv: list[str] | None = None) -> int:
     if method.needs_reference and reference is None:
         raise SystemExit(f"error: {args.method} is reference-guided: pass --reference IMAGE with the target value")
     out = Path(args.output)
+    existing = [out / f"{f.stem}_{args.attribute}{args.value}.png" for f in files]
+    existing = [t for t in existing if t.exists()]
+    if existing and not args.overwrite:  # refused before any edit, so a call writes all its outputs or none
+        raise SystemExit(f"error: {existing[0]} exists ({len(existing)} output(s) in all); pass --overwrite")
     out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=".edit-"))
+    try:
+        written, skipped = edit_all(args, method, files, src_row, tgt_row, reference, staging)
+        for tmp in sorted(staging.iterdir()):
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, out / tmp.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"wrote {written} edited image(s) to {out}" + (f"; skipped {len(skipped)} unreadable: "
+                                                         f"{', '.join(map(str, skipped))}" if skipped else ""))
+    return 0
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def edit_all(args: argparse.Namespace, method, files: list[Path], src_row: torch.Tensor,  # noqa: ANN001
+             tgt_row: torch.Tensor, reference: torch.Tensor | None, staging: Path) -> tuple[int, list[Path]]:
+    """Edit every file into ``staging`` (moved into the output only when all succeeded)."""
     skipped, written = [], 0
     for s in range(0, len(files), args.batch_size):
         batch_files, images = [], []
         for f in files[s:s + args.batch_size]:
-            target = out / f"{f.stem}_{args.attribute}{args.value}.png"
-            if target.exists() and not args.overwrite:
-                raise SystemExit(f"error: {target} exists; pass --overwrite to replace it")
+            target = staging / f"{f.stem}_{args.attribute}{args.value}.png"
             try:
                 images.append(load_image(f, method.image_size))
                 batch_files.append(target)
@@ -122,11 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         for target, img in zip(batch_files, float_to_uint8(edited)):
             buf = io.BytesIO()
             Image.fromarray(img.permute(1, 2, 0).numpy()).save(buf, format="PNG")
-            atomic_write_bytes(target, buf.getvalue())
+            target.write_bytes(buf.getvalue())
             written += 1
-    print(f"wrote {written} edited image(s) to {out}" + (f"; skipped {len(skipped)} unreadable: "
-                                                         f"{', '.join(map(str, skipped))}" if skipped else ""))
-    return 0
+    return written, skipped
 
 
 if __name__ == "__main__":

@@ -441,8 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     data = args.data or preset["data"]["name"]
     if data != preset["data"]["name"]:
         preset = copy.deepcopy(preset)
+        shared = ("resolution", "attributes", "seed", "batch_size", "num_workers")
         preset["data"] = {"name": data, "init_args": {k: v for k, v in preset["data"].get("init_args", {}).items()
-                                                      if k in ("resolution", "attributes", "seed", "batch_size")}}
+                                                      if k in shared}}
     accelerator = None if args.accelerator in (None, "auto") else args.accelerator
     methods = args.methods or list(preset["methods"])
     out = Path(args.output) if args.output else default_output(data, args.preset, methods, preset)

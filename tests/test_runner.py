@@ -69,8 +69,10 @@ def test_runner_outputs_and_resume(tmp_path, capsys):
     # rows scored from other checkpoints (a fresh clone holds the committed results but retrains other weights)
     # are moved to archive/ and rescored: neither skipped as finished nor silently overwritten
     prov = json.loads((out / "provenance.json").read_text())
-    assert {v for k, v in prov.items() if "|identity|" in k} == {"reference"}
-    prov = {k: (v if v == "reference" else v[:-4] + "beef") for k, v in prov.items()}
+    assert {v["checkpoint"] for k, v in prov.items() if "|identity|" in k} == {"reference"}
+    assert all(v["judges"].count("|") == 2 for v in prov.values())  # classifier|identity encoder|realism ref
+    prov = {k: (v if v["checkpoint"] == "reference" else {**v, "checkpoint": v["checkpoint"][:-4] + "beef"})
+            for k, v in prov.items()}
     (out / "provenance.json").write_text(json.dumps(prov))
     assert run_main(["--preset", preset, "--output", str(out), "--stage", "train", "score"]) == 0
     log = capsys.readouterr().out

@@ -291,6 +291,10 @@ class InterFaceGAN(EditingMethod):
                         "on %d samples instead of num_boundary_samples=%d", int(self.global_step), n,
                         int(self.hparams.num_boundary_samples))
             self.find_boundaries(num_samples=n)
+            # last.ckpt was written before the search: rewrite it so a scored checkpoint holds the boundaries
+            for cb in getattr(self.trainer, "checkpoint_callbacks", []):
+                if getattr(cb, "last_model_path", ""):
+                    self.trainer.save_checkpoint(cb.last_model_path)
 
     # -- boundary search -------------------------------------------------------------------------------
     @torch.no_grad()
