@@ -40,7 +40,7 @@ def fit_quietly(model: L.LightningModule, dm: FaceDataModule, epochs: int, desc:
     log.info("training %s for %d epochs", desc, epochs)
     trainer = L.Trainer(max_epochs=epochs, accelerator="auto", devices=1, logger=False,
                         enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
-                        deterministic=False)
+                        deterministic=True)  # reproducible judges: same settings, same weights
     trainer.fit(model, datamodule=dm)
 
 
