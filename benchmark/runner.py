@@ -408,7 +408,7 @@ def preflight_run(ctx: RunContext, stages: tuple[str, ...]) -> None:
                         "(methods train on the preset's attributes; edit the preset to train on others)")
     if "train" in stages:
         for m in ctx.methods:
-            src = METHODS_DIR / m / "configs" / f"{ctx.preset['method_config']}.yaml"
+            src = _config_path(m, ctx.preset["method_config"])
             if get_method(m).needs_training and not src.exists():
                 raise UserError(f"{m} has no {src.name} config at {src}; set method_config in the preset")
     if "score" in stages:
