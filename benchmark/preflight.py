@@ -192,7 +192,7 @@ def check_new_rows(path: str | os.PathLike, keys: Iterable[dict], overwrite: boo
         return
     for key in keys:
         if has_row(path, key):
-            shown = {k: key[k] for k in ROW_KEY}
+            shown = {k: key.get(k) for k in ROW_KEY if key.get(k) is not None}
             raise UserError(f"{path} already has a row for {shown}; pass --overwrite to replace it or --output "
                             "another file")
 

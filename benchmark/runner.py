@@ -91,9 +91,11 @@ def build_data(ctx: RunContext):
 
 # -- training ----------------------------------------------------------------------------------------------
 def _config_path(method: str, preset: str) -> Path:
+    """``methods/<method>/configs/<preset>.yaml`` when it exists, else where the registry says (variants)."""
     from methods.base import config_path
 
-    return config_path(method, preset)
+    local = METHODS_DIR / method / "configs" / f"{preset}.yaml"
+    return local if local.exists() else config_path(method, preset)
 
 
 def method_config(ctx: RunContext, method: str, seed: int, unit_dir: Path) -> Path:
@@ -452,11 +454,11 @@ def main(argv: list[str] | None = None) -> int:
     from methods.base import get_method
 
     stages = STAGES if "all" in args.stage else tuple(s for s in STAGES if s in args.stage)
-    preflight_run(ctx, stages)
-    if args.dry_run:
+    if args.dry_run:  # states what would run; needs no data folder
         print(f"preset {args.preset}: data {data}; what each training unit would run\n")
         print(describe_units(ctx, preset.get("seeds", [0])[0]))
         return 0
+    preflight_run(ctx, stages)
     ctx.out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
     if "all" in args.stage:  # first output: the data set at a glance (and its exact counterfactuals)

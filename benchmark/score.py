@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(args.output or Path("results") / f"{dm.name}-score" / "scores.csv")
     preflight.check_attributes(args.attribute, list(dm.attribute_names), "attribute to flip (--attribute)")
     preflight.check_new_rows(output, [{"method": method.method_name, "dataset": dm.name, "resolution": dm.resolution,
-                                       "attribute": a, "strength": float(args.strength), "seed": args.seed}
+                                       "attribute": a, "strength": float(args.strength), "seed": args.seed,
+                                       "mode": method.check_mode(args.mode)}
                                       for a in args.attribute], args.overwrite)
     cfg = EvaluatorConfig(classifier_epochs=args.classifier_epochs, identity_epochs=args.identity_epochs,
                           identity_backend=args.identity_backend, seed=args.seed, realism=realism,

@@ -146,9 +146,7 @@ def score(method: EditingMethod, dm: FaceDataModule, attribute: str, bundle: Eva
         "realism_metric": bundle.space.metric_name, "edit_batch_size": batch_size,
         "realism_reference": "counterfactual-train" if refs["cf"] is not None else "target-domain-train",
         "realism_matched": nan, "realism_matched_floor": nan, "realism_note": "; ".join(notes),
-        "classifier_hash": weights_hash(bundle.classifier),
-        "id_encoder_hash": weights_hash(bundle.identity),
-        "realism_ref_hash": (refs["cf"] or refs["dom0"] or refs["dom1"] or bundle.reference).key_hash,
+        **judge_hashes(bundle),  # the same digests the runner's provenance compares
         "device": str(trainer.strategy.root_device.type) + f"x{trainer.world_size}",
         "params_m": sum(p.numel() for p in method.parameters()) / 1e6,
         "classifier_acc": bundle.classifier.test_accuracy.get(attribute, nan),

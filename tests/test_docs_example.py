@@ -42,10 +42,10 @@ def test_documented_example_passes_the_contract(tmp_path, monkeypatch: pytest.Mo
         assert m.to(torch.float32) is m  # .to() works: the example does not override nn.Module._apply
         x, src, tgt, ref = _batch(cli.datamodule)
         with torch.no_grad():
-            first = _check_edit(m, x, src, tgt, ref)
+            first = _check_edit(m, x, src, tgt, ref, m.edit_modes[0])
         ckpt = tmp_path / "m.ckpt"
         cli.trainer.save_checkpoint(ckpt)
         with torch.no_grad():
-            assert torch.equal(_check_edit(load_method(str(ckpt)).eval(), x, src, tgt, ref), first)
+            assert torch.equal(_check_edit(load_method(str(ckpt)).eval(), x, src, tgt, ref, m.edit_modes[0]), first)
     finally:
         registry._REGISTRY.pop("mymethod", None)

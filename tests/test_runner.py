@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from benchmark.preflight import UserError
 from benchmark.runner import main as run_main
 
 
@@ -88,9 +89,9 @@ def test_runner_outputs_and_resume(tmp_path, capsys):
 
 
 def test_runner_rejects_unknown_method_and_preset(tmp_path):
-    with pytest.raises(KeyError, match="registered methods"):
+    with pytest.raises(UserError, match="registered methods"):
         run_main(["--preset", tiny_preset(tmp_path, ["nosuchmethod"]), "--output", str(tmp_path / "o")])
-    with pytest.raises(FileNotFoundError, match="known presets"):
+    with pytest.raises(UserError, match="known presets"):
         run_main(["--preset", "nosuchpreset"])
 
 
