@@ -72,7 +72,7 @@ def test_not_a_checkpoint(capsys, cache, tmp_path):
 def test_duplicate_row_refused_before_work(capsys, cache, hq, tmp_path):
     out = tmp_path / "scores.csv"
     pd.DataFrame([{"method": "identity", "dataset": "celebahq", "resolution": 64, "attribute": "Male",
-                   "strength": 1.0, "seed": 0}]).to_csv(out, index=False)
+                   "strength": 1.0, "mode": "latent", "seed": 0}]).to_csv(out, index=False)
     one_error(capsys, ["score", "--method", "identity", "--data", "celebahq", "--data-root", str(hq),
                        "--resolution", "64", "--attributes", "Smiling", "Male", "--attribute", "Male",
                        "--output", str(out)], "already has a row")
