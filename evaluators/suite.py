@@ -51,7 +51,8 @@ class EvaluatorConfig:
     """How the evaluator networks are trained and how realism is measured (cached by all of it)."""
 
     classifier_epochs: int = 6
-    identity_epochs: int = 8
+    identity_epochs: int = 8          # CosFace encoder (data sets with identity labels, no renderer)
+    identity_renders: int = 49_152    # factor judge (rendered data sets): training renders, one pass
     identity_backend: str = "auto"    # auto (dlib on real data when installed) | trained | dlib
     batch_size: int = 128
     seed: int = 0
@@ -91,7 +92,8 @@ def identity_backend(dm: FaceDataModule, cfg: EvaluatorConfig) -> IdentityReport
     optional extra is installed) or the suite's own ResNet18-CosFace trained on ``dm``'s identities."""
     if wants_dlib(dm, cfg.identity_backend):
         return dlib_identity_report(dm, seed=cfg.seed)
-    return get_identity_encoder(dm, epochs=cfg.identity_epochs, batch_size=cfg.batch_size, seed=cfg.seed)
+    return get_identity_encoder(dm, epochs=cfg.identity_epochs, batch_size=cfg.batch_size, seed=cfg.seed,
+                                renders=cfg.identity_renders)
 
 
 def code_version() -> str:

@@ -58,6 +58,7 @@ class SynthFacesWorld:
     def __init__(self, num_identities: int, images_per_identity: int, seed: int, correlation: float,
                  nuisance: float) -> None:
         g = torch.Generator().manual_seed(seed)
+        self.nuisance_strength = float(nuisance)
         self.identity_factors = sample_identities(num_identities, g)
         self.identity = torch.arange(num_identities).repeat_interleave(images_per_identity)
         n = self.identity.numel()
