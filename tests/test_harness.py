@@ -8,17 +8,12 @@ import math
 import pandas as pd
 import pytest
 import torch
+from feature_spaces import PixelFeatures
 
 from benchmark.results_io import DuplicateResultError, append_rows
 from evaluators.harness import InputEvaluations, ScoringModule
-from evaluators.realism import FeatureSpace
 from evaluators.suite import SCORE_COLUMNS, EvaluatorConfig, build_evaluators, score
 from methods import get_method
-
-
-@pytest.fixture(scope="session")
-def bundle(tiny_synth):
-    return build_evaluators(tiny_synth, EvaluatorConfig(classifier_epochs=1, identity_epochs=1, batch_size=32))
 
 
 def _method(name, dm):
@@ -94,15 +89,6 @@ def test_cached_input_evaluations_change_no_number(tiny_synth, bundle):
               "realism_floor", "kid"):
         assert again[k] == pytest.approx(first[k], rel=1e-5, abs=1e-6), k
         assert other[k] == pytest.approx(fresh[k], rel=1e-5, abs=1e-6), k
-
-
-class PixelFeatures(FeatureSpace):
-    """Images averaged to 4x4 per channel (48-d): a feature space that sees every edit, for protocol tests."""
-
-    name, metric_name, resizer = "pixels-4x4-test", "fd_pixels", "area to 4x4"
-
-    def extract(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.adaptive_avg_pool2d(images, 4).flatten(1)
 
 
 def test_realism_orders_oracle_ghost_identity(tiny_synth, bundle):
