@@ -13,7 +13,9 @@ latent mode none). Then:
   * realism: on exact-counterfactual data the Fréchet distance / KID of the edits to the exact counterfactuals
     of the train images under the same flip, floor = the test images' exact counterfactuals; always also the
     target-domain protocol of StarGAN v2 / L2M-GAN (mean over add/remove of the FD to the train images of the
-    target domain, floor = the test images of that domain), the headline on real data;
+    target domain, floor = the test images of that domain), the headline on real data; and the label-matched
+    FD (the train images having an edit's intended labels, weighted to the edits' label mix; floor = the test
+    images matched the same way, computed once outside the loop since it does not depend on the method);
   * counterfactual error (exact-counterfactual data sets): L1 whole / in-region / out-of-region, PSNR, SSIM;
   * cost: edit latency per image and parameter count.
 Scoring runs as ``trainer.test`` of a ``ScoringModule``, so it runs on any Lightning accelerator/strategy; the
