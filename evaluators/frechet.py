@@ -43,6 +43,20 @@ def feature_stats(features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return f.mean(0), np.cov(f, rowvar=False)
 
 
+def weighted_feature_stats(features: torch.Tensor, weights: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (D,) and covariance (D, D) of features (N, D) under frequency weights (N,) >= 0, float64: a row of
+    weight w counts as w rows, so integer weights give exactly ``feature_stats`` of the rows repeated w times
+    (covariance normalised by sum(w) - 1, which must be > 0)."""
+    f = features.double().cpu().numpy()
+    w = torch.as_tensor(weights).double().cpu().numpy()
+    total = w.sum()
+    if w.shape != (f.shape[0],) or (w < 0).any() or total <= 1:
+        raise ValueError(f"need one weight >= 0 per row summing to > 1, got {w.shape} summing to {total}")
+    mu = w @ f / total
+    centred = f - mu
+    return mu, (centred.T * w) @ centred / (total - 1)
+
+
 class FrechetDistance(Metric):
     """FD between generated features (``update``) and fixed reference statistics (mu, sigma); NaN with fewer
     than ``min_samples`` generated samples (at least 2)."""

@@ -13,7 +13,9 @@ latent mode none). Then:
   * realism: on exact-counterfactual data the Fréchet distance / KID of the edits to the exact counterfactuals
     of the train images under the same flip, floor = the test images' exact counterfactuals; always also the
     target-domain protocol of StarGAN v2 / L2M-GAN (mean over add/remove of the FD to the train images of the
-    target domain, floor = the test images of that domain), the headline on real data;
+    target domain, floor = the test images of that domain), the headline on real data; and the label-matched
+    FD (the train images having an edit's intended labels, weighted to the edits' label mix; floor = the test
+    images matched the same way, computed once outside the loop since it does not depend on the method);
   * counterfactual error (exact-counterfactual data sets): L1 whole / in-region / out-of-region, PSNR, SSIM;
   * cost: edit latency per image and parameter count.
 Scoring runs as ``trainer.test`` of a ``ScoringModule``, so it runs on any Lightning accelerator/strategy; the
@@ -46,7 +48,7 @@ from evaluators.frechet import FrechetDistance, KernelDistance
 from evaluators.identity_encoder import IdentityReport
 from evaluators.identity_metrics import IdentityPreservation
 from evaluators.intervals import PER_IMAGE_COLUMNS, identity_bootstrap
-from evaluators.realism import MIN_REALISM_IMAGES, FeatureSpace, ReferenceStats
+from evaluators.realism import MIN_REALISM_IMAGES, FeatureSpace, MatchedReference, ReferenceStats
 from methods.base import EditingMethod
 
 
@@ -85,8 +87,8 @@ class EvaluatorBundle:
     reference: ReferenceStats
     #: evaluator outputs on unedited test images (they do not depend on the method), computed once per image
     inputs: InputEvaluations = field(default_factory=InputEvaluations)
-    #: per-attribute realism references, built on first use by ``realism_references``
-    references: dict[tuple, ReferenceStats | None] = field(default_factory=dict)
+    #: realism references, built on first use by ``realism_references`` / ``matched_reference``
+    references: dict[tuple, ReferenceStats | MatchedReference | None] = field(default_factory=dict)
     #: how references are built: max_images, kid_images, key_extra (see evaluators/realism.py)
     reference_args: dict = field(default_factory=dict)
 
@@ -109,6 +111,21 @@ class EvaluatorBundle:
                 self.references[key] = domain_reference(self.space, dm, attribute, v, **args)
             out[f"dom{v}"] = self.references[key]
         return out
+
+    def matched_reference(self, dm: FaceDataModule, attribute: str, indices: list[int],
+                          min_images: int = MIN_REALISM_IMAGES) -> MatchedReference:
+        """The label-matched reference of flipping ``attribute`` on test images ``indices`` (M,) (it does not
+        depend on the method): built once per (data set, selected attributes, attribute, indices, min_images) from
+        cached train / test features."""
+        from evaluators.realism import matched_reference
+
+        key = ("matched", config_hash(dm.config_key()), tuple(dm.attribute_names), attribute, tuple(indices),
+               int(min_images))
+        if key not in self.references:
+            args = {"max_images": 50_000, **self.reference_args}
+            self.references[key] = matched_reference(self.space, dm, attribute, indices, min_images,
+                                                     args["max_images"], args.get("key_extra"))
+        return self.references[key]
 
 
 class Gathered(Metric):
@@ -180,7 +197,8 @@ class ScoringModule(L.LightningModule):
                  strength: float = 1.0, max_images: int | None = None, batch_size: int = 64, seed: int = 0,
                  references: dict[str, ReferenceStats | None] | None = None, kid_subset_size: int = 1000,
                  min_realism_images: int = MIN_REALISM_IMAGES, per_image_path: str | None = None,
-                 bootstrap_resamples: int = 1000, mode: str | None = None) -> None:
+                 bootstrap_resamples: int = 1000, mode: str | None = None,
+                 matched: MatchedReference | None = None) -> None:
         super().__init__()
         self.mode = method.check_mode(mode)  # None = the method's default mode
         self.method, self.dm = method, dm
@@ -220,6 +238,14 @@ class ScoringModule(L.LightningModule):
                 self.fd_dom_floor[v] = FrechetDistance(ref.mu, ref.sigma, min_samples=min_realism_images)
                 if cf_ref is None:
                     self.kid_dom[v] = KernelDistance(ref.features, subset_size=kid_subset_size)
+        # label-matched reference (train images with the edits' intended labels, weighted to their label mix)
+        self.fd_matched, self.matched_floor = None, float("nan")
+        if matched is not None:
+            if matched.indices != tuple(self.indices) or matched.attribute != attribute:
+                raise ValueError("the label-matched reference was built for other test images or attribute")
+            self.matched_floor = matched.floor
+            if matched.mu is not None:
+                self.fd_matched = FrechetDistance(matched.mu, matched.sigma, min_samples=min_realism_images)
         self.per_image = Gathered(PER_IMAGE_COLUMNS + ["others_frac", "success_ceiling"])
         self.inputs = bundle.inputs
         self.input_tag = config_hash({"data": dm.config_key(), "split": "test"})
@@ -277,6 +303,8 @@ class ScoringModule(L.LightningModule):
         if self.fd is not None:
             self.fd.update(f_edit)
             self.kid.update(f_edit)
+        if self.fd_matched is not None:
+            self.fd_matched.update(f_edit)
         want = tgt[:, self.column].round()
         have = src[:, self.column].round()
         for v, fd in self.fd_dom.items():
@@ -374,8 +402,9 @@ class ScoringModule(L.LightningModule):
         return r
 
     def _realism(self) -> dict[str, float]:
-        """Headline realism / floor / KID (counterfactual reference where there is one, else target domain) and
-        the target-domain columns (mean over add and remove; NaN when a direction has too few images)."""
+        """Headline realism / floor / KID (counterfactual reference where there is one, else target domain), the
+        target-domain columns (mean over add and remove; NaN when a direction has too few images) and the
+        label-matched columns (NaN without a measured reference)."""
         nan = float("nan")
         r = {"realism": nan, "realism_floor": nan, "kid": nan, "kid_std": nan}
         if self.fd is not None:
@@ -392,6 +421,9 @@ class ScoringModule(L.LightningModule):
             else:
                 dom.append(nan)
                 floor.append(nan)
+        # every rank has the same reference, so every rank calls compute or none does
+        r["realism_matched"] = float(self.fd_matched.compute()) if self.fd_matched is not None else nan
+        r["realism_matched_floor"] = self.matched_floor if self.fd_matched is not None else nan
         r["realism_domain"] = float(np.mean(dom))          # NaN unless both directions are measured
         r["realism_domain_floor"] = float(np.mean(floor))
         if self.fd is None:

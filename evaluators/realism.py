@@ -2,7 +2,8 @@
 
 References (see docs/metrics.md): the exact counterfactuals of the train images under the same flip
 (``counterfactual_reference``; the headline on synthetic data), the train images of the target domain
-(``domain_reference``; StarGAN v2 / L2M-GAN), optionally label-matched, and all train images (``reference_stats``).
+(``domain_reference``; StarGAN v2 / L2M-GAN), the label-matched train images weighted to the edits' label mix
+(``matched_reference``), and all train images (``reference_stats``).
 
 Feature spaces behind a registry:
   * ``inception-v3-compat`` — torch-fidelity's Inception-v3 (the TF-FID weights): the row says ``fid``.
@@ -29,7 +30,7 @@ from tqdm.auto import tqdm
 
 from datamodules.base import FaceDataModule, float_to_uint8
 from datamodules.cache import atomic_torch_save, cache_root, config_hash
-from evaluators.frechet import feature_stats
+from evaluators.frechet import feature_stats, frechet_distance, weighted_feature_stats
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,15 @@ class ReferenceStats:
     key_hash: str = ""
 
 
+def _extract(space: FeatureSpace, n: int, images: Callable[[list[int]], torch.Tensor], batch_size: int,
+             desc: str) -> torch.Tensor:
+    """Features (n, D) on the CPU of ``n`` images given in batches by ``images(positions)`` -> (B, 3, H, W)."""
+    feats = []
+    for s in tqdm(range(0, n, batch_size), desc=desc, unit="batch"):
+        feats.append(space(images(list(range(s, min(n, s + batch_size))))).cpu())
+    return torch.cat(feats)
+
+
 def _cached_stats(space: FeatureSpace, key: dict, n: int, images: Callable[[list[int]], torch.Tensor],
                   kid_images: int, batch_size: int, desc: str) -> ReferenceStats:
     """Statistics of ``n`` images given in batches by ``images(positions)`` -> (B, 3, H, W) in [-1, 1], cached
@@ -157,10 +167,7 @@ def _cached_stats(space: FeatureSpace, key: dict, n: int, images: Callable[[list
             return ReferenceStats(blob["mu"].numpy(), blob["sigma"].numpy(), blob["features"].numpy(), n, key_hash)
         except Exception as err:
             log.warning("realism cache %s unreadable (%s); recomputing", path, err)
-    feats = []
-    for s in tqdm(range(0, n, batch_size), desc=desc, unit="batch"):
-        feats.append(space(images(list(range(s, min(n, s + batch_size))))).cpu())
-    f = torch.cat(feats)
+    f = _extract(space, n, images, batch_size, desc)
     mu, sigma = feature_stats(f)
     g = torch.Generator().manual_seed(0)
     sub = f[torch.randperm(len(f), generator=g)[:kid_images]].double()
@@ -169,10 +176,12 @@ def _cached_stats(space: FeatureSpace, key: dict, n: int, images: Callable[[list
     return ReferenceStats(mu, sigma, sub.numpy(), n, key_hash)
 
 
-def _base_key(space: FeatureSpace, dm: FaceDataModule, split: str, n: int, kid_images: int,
+def _base_key(space: FeatureSpace, dm: FaceDataModule, split: str, n: int, kid_images: int | None,
               key_extra: dict | None) -> dict:
+    """The cache key of features of ``n`` ``split`` images in ``space`` (``kid_images`` None: no KID subset)."""
+    kid = {} if kid_images is None else {"kid_images": kid_images}
     return {"data": dm.config_key(), "split": split, "n": n, "space": space.name, "resizer": space.resizer,
-            "kid_images": kid_images, **(key_extra or {})}
+            **kid, **(key_extra or {})}
 
 
 def reference_stats(space: FeatureSpace, dm: FaceDataModule, split: str = "train", max_images: int = 50_000,
@@ -221,8 +230,9 @@ def domain_reference(space: FeatureSpace, dm: FaceDataModule, attribute: str, va
                      max_images: int = 50_000, kid_images: int = 5_000, key_extra: dict | None = None,
                      batch_size: int = 128, labels: dict[str, int] | None = None) -> ReferenceStats | None:
     """Statistics of the train images whose ``attribute`` equals ``value`` (the target domain, as StarGAN v2's
-    and L2M-GAN's ``metrics/eval.py``), further restricted to ``labels`` {name: value} when given (the
-    label-matched reference). None when fewer than ``MIN_REALISM_IMAGES`` train images qualify."""
+    and L2M-GAN's ``metrics/eval.py``), further restricted to ``labels`` {name: value} when given (for the
+    weighted label-matched mixture see ``matched_reference``). None when fewer than ``MIN_REALISM_IMAGES`` train
+    images qualify."""
     ds = dm.dataset("train")
     want = {attribute: int(value), **(labels or {})}
     mask = torch.ones(len(ds), dtype=torch.bool)
@@ -236,6 +246,122 @@ def domain_reference(space: FeatureSpace, dm: FaceDataModule, attribute: str, va
         "reference": "target-domain-train", "labels": sorted(want.items())}
     return _cached_stats(space, key, len(chosen), lambda pos: torch.stack([ds[int(i)]["image"] for i in chosen[pos]]),
                          kid_images, batch_size, f"train features {want} ({space.name})")
+
+
+def split_subset(dm: FaceDataModule, split: str, max_images: int) -> torch.Tensor:
+    """The ``split`` images behind ``split_features``: all indices (N,), or a seeded sorted subset of ``max_images``."""
+    return _seeded_subset(torch.arange(len(dm.dataset(split))), max_images)
+
+
+def split_features(space: FeatureSpace, dm: FaceDataModule, split: str, max_images: int = 50_000,
+                   key_extra: dict | None = None, batch_size: int = 128) -> torch.Tensor:
+    """Features (N, D) float32 of the images ``split_subset(dm, split, max_images)`` (row n is image subset[n]),
+    the whole matrix (not only statistics: weighted references need it), cached atomically under the hash of
+    everything that changes it."""
+    ds = dm.dataset(split)
+    chosen = split_subset(dm, split, max_images)
+    key = _base_key(space, dm, split, len(chosen), None, key_extra) | {"reference": "features", "subset": "seeded-0"}
+    path = os.path.join(cache_root(), "realism", f"{space.name}-features-{config_hash(key)}.pt")
+    if os.path.exists(path):
+        try:
+            return torch.load(path, weights_only=True)["features"]
+        except Exception as err:
+            log.warning("realism cache %s unreadable (%s); recomputing", path, err)
+    f = _extract(space, len(chosen), lambda pos: torch.stack([ds[int(i)]["image"] for i in chosen[pos]]),
+                 batch_size, f"{split} features ({space.name})").float()
+    atomic_torch_save({"features": f, "key": key}, path)
+    return f
+
+
+def intended_labels(dm: FaceDataModule, attribute: str, indices: list[int]) -> torch.Tensor:
+    """The intended labels (M, K) in {0, 1} of the edits of test images ``indices`` (M,): each image's selected
+    labels with ``attribute``'s column flipped."""
+    tgt = dm.dataset("test").attrs[torch.as_tensor(indices, dtype=torch.long)].round().clone()
+    col = dm.attribute_names.index(attribute)
+    tgt[:, col] = 1 - tgt[:, col]
+    return tgt
+
+
+def label_mix_weights(labels: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weights that make images with ``labels`` (N, K) a mixture with the label mix of ``targets`` (M, K): an
+    image whose label vector t is among the targets weighs n_targets(t) / n_images(t), any other 0 (float64, (N,);
+    they sum to the number of matched targets). Also ``matched`` (M,) bool: some image has target m's labels."""
+    both = torch.cat([labels, targets]).round().long()
+    _, group = torch.unique(both, dim=0, return_inverse=True)
+    img, tgt = group[:len(labels)], group[len(labels):]
+    n_img = torch.bincount(img, minlength=len(both)).double()
+    n_tgt = torch.bincount(tgt, minlength=len(both)).double()
+    return n_tgt[img] / n_img[img], n_img[tgt] > 0
+
+
+@dataclass
+class MatchedReference:
+    """The label-matched reference of the edits of test images ``indices`` flipping ``attribute``: the train
+    images whose selected labels equal an edit's intended labels, weighted to the edits' label mix; mu (D,),
+    sigma (D, D) (None when it cannot be measured), ``floor`` the FD of real test images matched the same way
+    (NaN when not measured), ``n_pool`` train images in it, ``n_unmatched`` edits whose intended labels no
+    train image has, ``notes`` why something is NaN or partial."""
+
+    attribute: str
+    indices: tuple[int, ...]
+    mu: np.ndarray | None
+    sigma: np.ndarray | None
+    floor: float
+    n_pool: int
+    n_unmatched: int
+    notes: list[str]
+
+
+def _matched_floor(space: FeatureSpace, dm: FaceDataModule, targets: torch.Tensor, mu: np.ndarray,
+                   sigma: np.ndarray, min_images: int, max_images: int, key_extra: dict | None,
+                   batch_size: int) -> tuple[float, list[str]]:
+    """FD of the real test images weighted to the label mix of ``targets`` (M, K) (a test image of labels t
+    weighs n_targets(t) / n_test(t)) to the reference (mu, sigma), and notes; NaN when under ``min_images``."""
+    chosen = split_subset(dm, "test", max_images)
+    w, matched = label_mix_weights(dm.dataset("test").attrs[chosen], targets)
+    notes = []
+    if int((~matched).sum()):
+        notes.append(f"realism_matched_floor: {int((~matched).sum())} of {len(targets)} matched edits have no "
+                     "test image with their intended labels")
+    pool = w > 0
+    if int(pool.sum()) < min_images:
+        return float("nan"), notes + [f"realism_matched_floor: {int(pool.sum())} test images have the edits' "
+                                      f"intended labels (< {min_images})"]
+    if int(matched.sum()) < 2:  # a single label vector: the weights sum to 1, no covariance
+        return float("nan"), notes + ["realism_matched_floor: fewer than 2 edits have a test image with their "
+                                      "intended labels"]
+    f = split_features(space, dm, "test", max_images, key_extra, batch_size)
+    return frechet_distance(*weighted_feature_stats(f[pool], w[pool]), mu, sigma), notes
+
+
+def matched_reference(space: FeatureSpace, dm: FaceDataModule, attribute: str, indices: list[int],
+                      min_images: int = MIN_REALISM_IMAGES, max_images: int = 50_000,
+                      key_extra: dict | None = None, batch_size: int = 128) -> MatchedReference:
+    """The label-matched reference (see ``MatchedReference``, docs/metrics.md) of flipping ``attribute`` on test
+    images ``indices``, over the edits whose intended labels some train image has. Unmeasured (mu None, floor
+    NaN, a note) with fewer than ``min_images`` edits or train images in the pool."""
+    targets = intended_labels(dm, attribute, indices)
+    chosen = split_subset(dm, "train", max_images)
+    w, matched = label_mix_weights(dm.dataset("train").attrs[chosen], targets)
+    n_unmatched, pool = int((~matched).sum()), w > 0
+    out = MatchedReference(attribute, tuple(indices), None, None, float("nan"), int(pool.sum()), n_unmatched, [])
+    if n_unmatched:
+        out.notes.append(f"realism_matched: {n_unmatched} of {len(targets)} edits have no train image with their "
+                         "intended labels")
+    if len(targets) < min_images:
+        out.notes.append(f"realism_matched: {len(targets)} edits (< {min_images})")
+    elif out.n_pool < min_images:
+        out.notes.append(f"realism_matched: {out.n_pool} train images have the edits' intended labels "
+                         f"(< {min_images})")
+    elif int(matched.sum()) < 2:  # a single label vector: the weights sum to 1, no covariance
+        out.notes.append("realism_matched: fewer than 2 edits have a train image with their intended labels")
+    else:
+        f = split_features(space, dm, "train", max_images, key_extra, batch_size)
+        out.mu, out.sigma = weighted_feature_stats(f[pool], w[pool])
+        out.floor, notes = _matched_floor(space, dm, targets[matched], out.mu, out.sigma, min_images, max_images,
+                                          key_extra, batch_size)
+        out.notes += notes
+    return out
 
 
 def resize_for(images: torch.Tensor, size: int) -> torch.Tensor:

@@ -15,10 +15,10 @@ import torch
 
 from datamodules.base import FaceDataModule
 from evaluators.classifier import get_attribute_classifier
-from evaluators.harness import EvaluatorBundle, ScoringModule
+from evaluators.harness import EvaluatorBundle, ScoringModule, evaluation_indices
 from evaluators.identity_dlib import dlib_available, dlib_identity_report
 from evaluators.identity_encoder import IdentityReport, get_identity_encoder
-from evaluators.realism import MIN_REALISM_IMAGES, build_feature_space, reference_stats
+from evaluators.realism import MIN_REALISM_IMAGES, MatchedReference, build_feature_space, reference_stats
 from methods.base import EditingMethod
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,8 @@ SCORE_COLUMNS = [
 _MEASURED = ("success", "success_lo", "success_hi", "success_add", "success_remove", "success_ceiling",
              "attr_acc", "attr_acc_lo", "attr_acc_hi", "attr_acc_add", "attr_acc_remove", "attr_preservation",
              "attr_preservation_lo", "attr_preservation_hi", "id_sim", "id_match", "id_match_lo", "id_match_hi",
-             "realism", "realism_floor", "kid", "kid_std", "realism_domain", "realism_domain_floor", "cf_l1",
+             "realism", "realism_floor", "kid", "kid_std", "realism_domain", "realism_domain_floor",
+             "realism_matched", "realism_matched_floor", "cf_l1",
              "cf_l1_in", "cf_l1_out", "cf_psnr", "cf_ssim", "edit_ms")
 
 
@@ -121,7 +122,8 @@ def score(method: EditingMethod, dm: FaceDataModule, attribute: str, bundle: Eva
     ``mode``: the editing mode (None = the method's default, ``edit_modes[0]``);
     ``per_image_path``: where the per-image outcomes go (CSV, written atomically by rank 0);
     ``kid_subset_size``: images per KID subset; ``min_realism_images``: fewest images per direction of the
-    target-domain Fréchet distances (fewer: NaN and a note).
+    target-domain Fréchet distances, and fewest edits, train images and test images of the label-matched
+    reference and its floor (fewer: NaN and a note).
     """
     if method.synthetic_only and not dm.has_counterfactuals:
         raise ValueError(f"{method.method_name} only runs on data sets with exact counterfactuals")
@@ -130,10 +132,12 @@ def score(method: EditingMethod, dm: FaceDataModule, attribute: str, bundle: Eva
                          f"{dm.attribute_names}; build the data module with the method's attributes")
     method.bind_datamodule(dm)
     refs = bundle.realism_references(dm, attribute)
+    matched = bundle.matched_reference(dm, attribute, evaluation_indices(len(dm.dataset("test")), max_images, seed),
+                                       min_realism_images)
     module = ScoringModule(method, bundle, dm, attribute, strength, max_images, batch_size, seed, refs,
                            kid_subset_size, min_realism_images, str(per_image_path) if per_image_path else None,
-                           mode=mode)
-    notes = realism_notes(dm, attribute, module.indices, refs, min_realism_images)
+                           mode=mode, matched=matched)
+    notes = realism_notes(dm, attribute, module.indices, refs, min_realism_images, matched)
     kwargs = {"accelerator": "cpu", "devices": 1, "logger": False, "enable_checkpointing": False,
               "enable_model_summary": False, "inference_mode": False, "use_distributed_sampler": False,
               **(trainer_kwargs or {})}
@@ -147,7 +151,7 @@ def score(method: EditingMethod, dm: FaceDataModule, attribute: str, bundle: Eva
         **{k: r.get(k, nan) for k in _MEASURED},
         "realism_metric": bundle.space.metric_name, "edit_batch_size": batch_size,
         "realism_reference": "counterfactual-train" if refs["cf"] is not None else "target-domain-train",
-        "realism_matched": nan, "realism_matched_floor": nan, "realism_note": "; ".join(notes),
+        "realism_note": "; ".join(notes),
         **judge_hashes(bundle),  # the same digests the runner's provenance compares
         "device": str(trainer.strategy.root_device.type) + f"x{trainer.world_size}",
         "params_m": sum(p.numel() for p in method.parameters()) / 1e6,
@@ -162,9 +166,11 @@ def score(method: EditingMethod, dm: FaceDataModule, attribute: str, bundle: Eva
     return {k: row[k] for k in SCORE_COLUMNS}
 
 
-def realism_notes(dm: FaceDataModule, attribute: str, indices: list[int], refs: dict, min_images: int) -> list[str]:
-    """Why a realism column is NaN: a direction with fewer than ``min_images`` edits or test images of the
-    target domain, or too few train images in its reference; the label-matched reference is not computed yet."""
+def realism_notes(dm: FaceDataModule, attribute: str, indices: list[int], refs: dict, min_images: int,
+                  matched: MatchedReference | None = None) -> list[str]:
+    """Why a realism column is NaN or partial: a direction with fewer than ``min_images`` edits or test images of
+    the target domain, or too few train images in its reference; the label-matched reference's own notes (edits
+    whose intended labels no train / test image has, too few edits or images), or that it was not built."""
     test = dm.dataset("test")
     col = dm.attribute_names.index(attribute)
     src = test.attrs[torch.tensor(indices, dtype=torch.long), col].round()
@@ -176,7 +182,7 @@ def realism_notes(dm: FaceDataModule, attribute: str, indices: list[int], refs: 
         elif min(edits, domain) < min_images:
             notes.append(f"realism_domain: {name} has {edits} edits / {domain} test images of the target domain "
                          f"(< {min_images})")
-    notes.append("realism_matched: label-matched reference not computed in this version")
+    notes += matched.notes if matched is not None else ["realism_matched: label-matched reference not built"]
     return notes
 
 

@@ -23,3 +23,11 @@ def tiny_synth(tmp_path_factory):
                               cache_dir=str(tmp_path_factory.mktemp("synth")))
     dm.setup()
     return dm
+
+
+@pytest.fixture(scope="session")
+def bundle(tiny_synth):
+    """The evaluators of ``tiny_synth`` with 1-epoch judges, built once per session."""
+    from evaluators.suite import EvaluatorConfig, build_evaluators
+
+    return build_evaluators(tiny_synth, EvaluatorConfig(classifier_epochs=1, identity_epochs=1, batch_size=32))

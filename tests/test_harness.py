@@ -8,17 +8,12 @@ import math
 import pandas as pd
 import pytest
 import torch
+from feature_spaces import PixelFeatures
 
 from benchmark.results_io import DuplicateResultError, append_rows
 from evaluators.harness import InputEvaluations, ScoringModule
-from evaluators.realism import FeatureSpace
 from evaluators.suite import SCORE_COLUMNS, EvaluatorConfig, build_evaluators, score
 from methods import get_method
-
-
-@pytest.fixture(scope="session")
-def bundle(tiny_synth):
-    return build_evaluators(tiny_synth, EvaluatorConfig(classifier_epochs=1, identity_epochs=1, batch_size=32))
 
 
 def _method(name, dm):
@@ -96,15 +91,6 @@ def test_cached_input_evaluations_change_no_number(tiny_synth, bundle):
         assert other[k] == pytest.approx(fresh[k], rel=1e-5, abs=1e-6), k
 
 
-class PixelFeatures(FeatureSpace):
-    """Images averaged to 4x4 per channel (48-d): a feature space that sees every edit, for protocol tests."""
-
-    name, metric_name, resizer = "pixels-4x4-test", "fd_pixels", "area to 4x4"
-
-    def extract(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.adaptive_avg_pool2d(images, 4).flatten(1)
-
-
 def test_realism_orders_oracle_ghost_identity(tiny_synth, bundle):
     """Against the counterfactual-train reference the exact edit sits at the floor, the half-way blend of input
     and exact edit (the oracle at strength 0.5) above it and the no-op highest — the order the all-train
@@ -119,17 +105,18 @@ def test_realism_orders_oracle_ghost_identity(tiny_synth, bundle):
 
 
 def test_ddp_two_processes_match_one(tiny_synth, bundle, tmp_path):
-    """Uneven shards (an odd image count), several KID subsets, a method with errors (the half-way blend):
-    every number and every per-image outcome is the same with 1 and 2 processes."""
+    """Uneven shards (an odd image count), several KID subsets, a method with errors (the half-way blend), the
+    label-matched FD: every number and every per-image outcome is the same with 1 and 2 processes."""
     n = len(tiny_synth.dataset("test")) - 1  # odd: 17 of the tiny set's 18
     assert n % 2 == 1
-    kw = {"batch_size": 4, "max_images": n, "kid_subset_size": 6, "strength": 0.5}
+    kw = {"batch_size": 4, "max_images": n, "kid_subset_size": 6, "strength": 0.5, "min_realism_images": 5}
     one = score(_method("oracle", tiny_synth), tiny_synth, "Smiling", bundle, per_image_path=tmp_path / "one.csv",
                 **kw)
     two = score(_method("oracle", tiny_synth), tiny_synth, "Smiling", bundle, per_image_path=tmp_path / "two.csv",
                 trainer_kwargs={"strategy": "ddp_spawn", "devices": 2, "accelerator": "cpu"}, **kw)
     assert two["device"] == "cpux2" and one["n_images"] == n
     assert one["cf_l1"] > 0 and one["kid_std"] > 0       # a method with errors, KID over several subsets
+    assert math.isfinite(one["realism_matched"])          # the label-matched FD is synced over ranks too
     skip = {"device", "timestamp", "code_version", "edit_ms"}  # wall-clock time differs run to run
     for k in SCORE_COLUMNS:
         if k in skip:
