@@ -161,7 +161,8 @@ def _online(host: str = "download.pytorch.org", timeout: float = 2.0) -> bool:
 PRESET_KEYS: dict[str, set[str] | None] = {
     "data": {"name", "init_args"}, "attributes": None, "methods": None, "reference_points": None,
     "method_config": None, "seeds": None, "trainer": None, "grids": {"rows"}, "output": None,
-    "evaluators": {"classifier_epochs", "identity_epochs", "identity_renders", "identity_backend", "batch_size", "seed", "realism",
+    "evaluators": {"classifier_epochs", "identity_epochs", "identity_renders", "identity_backend",
+                   "batch_size", "seed", "realism",
                    "inception_weights", "realism_real_images", "kid_images"},
     "scoring": {"max_images", "batch_size", "strength_sweep", "sweep_attribute", "sweep_max_images"},
 }

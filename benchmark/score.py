@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training renders of the factor identity judge (rendered data sets)")
     p.add_argument("--identity-backend", default="auto", choices=list(IDENTITY_BACKENDS),
                    help="auto: dlib's pretrained descriptor on real data when the [dlib] extra is installed, "
-                        "else the suite's trained judge (the factor judge on rendered data, ResNet18-CosFace otherwise)")
+                        "else the suite's trained judge (factor judge on rendered data, else ResNet18-CosFace)")
     p.add_argument("--accelerator", default="cpu")
     p.add_argument("--devices", type=int, default=1)
     p.add_argument("--strategy", default="auto")
@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                                        "mode": method.check_mode(args.mode)}
                                       for a in args.attribute], args.overwrite)
     cfg = EvaluatorConfig(classifier_epochs=args.classifier_epochs, identity_epochs=args.identity_epochs,
-                          identity_renders=args.identity_renders, identity_backend=args.identity_backend, seed=args.seed, realism=realism,
+                          identity_renders=args.identity_renders,
+                          identity_backend=args.identity_backend, seed=args.seed, realism=realism,
                           inception_weights=args.inception_weights)
     bundle = build_evaluators(dm, cfg)
     log.info("evaluators: %s", json.dumps(describe(bundle), default=str))

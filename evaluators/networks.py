@@ -48,9 +48,9 @@ class _Residual(nn.Module):
 
 class SmallImageResNet(nn.Module):
     """A ResNet for 32-64 px inputs (CIFAR-style: a stride-1 3x3 stem, no max-pool, so one-pixel geometry
-    survives to the deep layers): (B, 3, H, W) -> (B, 8 * width * grid**2). ``grid`` > 1 pools to a grid x grid
-map instead of one vector, keeping WHERE the features are (face outline, feature positions). timm's ImageNet ResNet18 quarters a 32 px
-    face in its stem, which leaves identity to colour."""
+    survives to the deep layers): (B, 3, H, W) -> (B, 8 * width * grid**2). ``grid`` > 1 pools to a
+    grid x grid map instead of one vector, keeping WHERE the features are (face outline, feature positions).
+    timm's ImageNet ResNet18 quarters a 32 px face in its stem, which leaves identity to colour."""
 
     def __init__(self, width: int = 32, grid: int = 1) -> None:
         super().__init__()

@@ -30,4 +30,5 @@ def bundle(tiny_synth):
     """The evaluators of ``tiny_synth`` with 1-epoch judges, built once per session."""
     from evaluators.suite import EvaluatorConfig, build_evaluators
 
-    return build_evaluators(tiny_synth, EvaluatorConfig(classifier_epochs=1, identity_epochs=1, batch_size=32))
+    return build_evaluators(tiny_synth, EvaluatorConfig(classifier_epochs=1, identity_epochs=1, identity_renders=256,
+                                                batch_size=32))

@@ -177,7 +177,8 @@ def test_real_layout_scores_against_the_target_domain(tmp_path):
     write_celeba(tmp_path / "data", n=240)
     dm = CelebADataModule(str(tmp_path / "data"), resolution=16, crop_size=40, batch_size=16, num_workers=0,
                           cache_dir=str(tmp_path / "cache"), attributes=["Smiling", "Young"])
-    real = build_evaluators(dm, EvaluatorConfig(classifier_epochs=1, identity_epochs=1, batch_size=32,
+    real = build_evaluators(dm, EvaluatorConfig(classifier_epochs=1, identity_epochs=1, identity_renders=256,
+                                                batch_size=32,
                                                 identity_backend="trained", realism="attrclf"))
     row = score(_method("identity", dm), dm, "Smiling", real, batch_size=16, min_realism_images=5,
                 per_image_path=tmp_path / "pi.csv")

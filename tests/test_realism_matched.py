@@ -73,7 +73,8 @@ def faces(tmp_path_factory):
                               attributes=["Young", "Pale_Skin", "Bangs"],
                               cache_dir=str(tmp_path_factory.mktemp("synth-matched")))
     dm.setup()
-    judges = build_evaluators(dm, EvaluatorConfig(classifier_epochs=1, identity_epochs=1, batch_size=32))
+    judges = build_evaluators(dm, EvaluatorConfig(classifier_epochs=1, identity_epochs=1, identity_renders=256,
+                                                batch_size=32))
     return dm, dataclasses.replace(judges, space=PixelFeatures(), references={}, inputs=InputEvaluations())
 
 

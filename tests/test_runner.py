@@ -22,7 +22,7 @@ def tiny_preset(tmp_path, methods):
         "method_config": "demo",
         "seeds": [0],
         "trainer": {"accelerator": "cpu", "devices": 1, "max_steps": 4, "enable_progress_bar": False},
-        "evaluators": {"classifier_epochs": 1, "identity_epochs": 1, "batch_size": 32},
+        "evaluators": {"classifier_epochs": 1, "identity_epochs": 1, "identity_renders": 256, "batch_size": 32},
         "scoring": {"batch_size": 16, "strength_sweep": [0.0, 1.0], "sweep_attribute": "Smiling",
                     "sweep_max_images": 8},
         "grids": {"rows": 3},
