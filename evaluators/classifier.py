@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from datamodules.base import FaceDataModule
 from evaluators.networks import FeatureNet
-from evaluators.training import cached_evaluator, clone_all_attributes, fit_quietly
+from evaluators.training import adamw_one_cycle, cached_evaluator, clone_all_attributes, fit_quietly
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +57,7 @@ class AttributeClassifier(L.LightningModule):
         self.log("val_acc", acc, prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        steps = self.trainer.estimated_stepping_batches
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=self.hparams.lr, total_steps=int(steps), pct_start=0.15), "interval": "step"}}
+        return adamw_one_cycle(self, self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
 
 @dataclass

@@ -26,7 +26,7 @@ from torch import nn
 
 from datamodules.base import FaceDataModule
 from evaluators.networks import resnet18_backbone
-from evaluators.training import cached_evaluator, fit_quietly
+from evaluators.training import adamw_one_cycle, cached_evaluator, fit_quietly
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +67,7 @@ class IdentityEncoder(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=5e-4)
-        steps = self.trainer.estimated_stepping_batches
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=self.hparams.lr, total_steps=int(steps), pct_start=0.15), "interval": "step"}}
+        return adamw_one_cycle(self, self.hparams.lr, weight_decay=5e-4)
 
 
 @dataclass

@@ -22,9 +22,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.base import uint8_to_float
-from datamodules.synthfaces.datamodule import SynthFacesWorld, render_chunked
+from datamodules.synthfaces.datamodule import SynthFacesWorld, render_chunked, take_factors
 from datamodules.synthfaces.render import ATTRIBUTES, IDENTITY_COLOURS, IDENTITY_FACTORS, sample_nuisance
 from evaluators.networks import SmallImageResNet
+from evaluators.training import adamw_one_cycle
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class FactorRenders(Dataset):
         g = torch.Generator().manual_seed(seed)
         people = torch.as_tensor(people).long()
         who = people[torch.randint(len(people), (samples,), generator=g)]
-        self.ident = {k: v[who] for k, v in world.identity_factors.items()}
+        self.ident = take_factors(world.identity_factors, who)
         self.nuis = sample_nuisance(samples, g, strength=world.nuisance_strength)
         self.attrs = (torch.rand(samples, len(ATTRIBUTES), generator=g) < 0.5).float()
         self.target = factor_matrix(self.ident)
@@ -61,8 +62,8 @@ class FactorRenders(Dataset):
 
     def collate(self, idx: list[int]) -> dict[str, torch.Tensor]:
         i = torch.as_tensor(idx)
-        images = render_chunked({k: v[i] for k, v in self.ident.items()}, {k: v[i] for k, v in self.nuis.items()},
-                                self.attrs[i], self.resolution)
+        images = render_chunked(take_factors(self.ident, i), take_factors(self.nuis, i), self.attrs[i],
+                                self.resolution)
         return {"image": uint8_to_float(images), "target": self.target[i]}
 
     def loader(self, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
@@ -102,10 +103,7 @@ class FactorJudge(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=5e-4)
-        steps = int(self.trainer.estimated_stepping_batches)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=self.hparams.lr, total_steps=steps, pct_start=0.15), "interval": "step"}}
+        return adamw_one_cycle(self, self.hparams.lr, weight_decay=5e-4)
 
     @torch.no_grad()
     def calibrate(self, data: FactorRenders, batch_size: int = 256) -> torch.Tensor:

@@ -16,16 +16,12 @@ from __future__ import annotations
 import torch
 
 from datamodules.base import uint8_to_float
-from datamodules.synthfaces.datamodule import SynthFacesDataset, render_chunked
+from datamodules.synthfaces.datamodule import SynthFacesDataset, render_chunked, take_factors
 from datamodules.synthfaces.render import ATTRIBUTES, IDENTITY_COLOURS, IDENTITY_FACTORS
 
 #: identity factors a geometry swap keeps (the colours); every other identity factor is the geometry
 COLOUR_FACTORS: tuple[str, ...] = ("skin_tone", *IDENTITY_COLOURS)
 GEOMETRY_FACTORS: tuple[str, ...] = tuple(f for f in IDENTITY_FACTORS if f not in COLOUR_FACTORS)
-
-
-def _take(factors: dict[str, torch.Tensor], idx: torch.Tensor) -> dict[str, torch.Tensor]:
-    return {k: v[idx] for k, v in factors.items()}
 
 
 def mix_identities(own: dict[str, torch.Tensor], donor: dict[str, torch.Tensor],
@@ -60,13 +56,13 @@ def render_probes(dataset: SynthFacesDataset, max_images: int = 500, seed: int =
     pos = torch.randperm(len(dataset), generator=g)[:n]
     world, size = dataset.world, dataset.resolution
     gidx = dataset.global_index[pos]
-    ident, nuis, attrs = _take(world.ident, gidx), _take(world.nuis, gidx), world.attrs[gidx]
+    ident, nuis, attrs = take_factors(world.ident, gidx), take_factors(world.nuis, gidx), world.attrs[gidx]
 
     def draw(idn: dict[str, torch.Tensor], a: torch.Tensor) -> torch.Tensor:
         return uint8_to_float(render_chunked(idn, nuis, a, size))
 
     base = draw(ident, attrs)
-    other = _take(ident, donors(world.identity[gidx], g))
+    other = take_factors(ident, donors(world.identity[gidx], g))
     probes = {}
     for i, name in enumerate(ATTRIBUTES):
         flipped = attrs.clone()

@@ -66,3 +66,12 @@ def cached_evaluator(settings: dict[str, Any], train: Callable[[], tuple[torch.n
     model, meta = train()
     atomic_torch_save({"settings": settings, "meta": meta, "state_dict": model.state_dict()}, path)
     return model, meta, path
+
+
+def adamw_one_cycle(module: L.LightningModule, lr: float, weight_decay: float = 5e-4) -> dict:
+    """``configure_optimizers`` of every judge: AdamW + a per-step one-cycle schedule (15% warm-up) over the
+    trainer's estimated steps."""
+    opt = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=weight_decay)
+    steps = int(module.trainer.estimated_stepping_batches)
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=lr, total_steps=steps, pct_start=0.15), "interval": "step"}}

@@ -33,7 +33,8 @@ RENDER_VERSION = 4  # bump when the renderer's output changes, to invalidate cac
 RENDER_CHUNK = 64   # small chunks keep the per-pixel tensors in cache: ~4x faster than one big batch
 
 
-def _take(factors: dict[str, torch.Tensor], idx: torch.Tensor) -> dict[str, torch.Tensor]:
+def take_factors(factors: dict[str, torch.Tensor], idx: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Rows ``idx`` of every tensor of a factor dict ({name: (N, ...)} -> {name: (len(idx), ...)})."""
     return {k: v[idx] for k, v in factors.items()}
 
 
@@ -46,7 +47,7 @@ def render_chunked(ident: dict[str, torch.Tensor], nuis: dict[str, torch.Tensor]
                                       unit="img") as bar:
         for s in range(0, n, RENDER_CHUNK):
             sl = slice(s, s + RENDER_CHUNK)
-            img = render(_take(ident, sl), _take(nuis, sl), attrs[sl], size)
+            img = render(take_factors(ident, sl), take_factors(nuis, sl), attrs[sl], size)
             out[sl] = (img * 255).round().to(torch.uint8)
             bar.update(img.shape[0])
     return out
@@ -62,17 +63,17 @@ class SynthFacesWorld:
         self.identity_factors = sample_identities(num_identities, g)
         self.identity = torch.arange(num_identities).repeat_interleave(images_per_identity)
         n = self.identity.numel()
-        self.ident = _take(self.identity_factors, self.identity)
+        self.ident = take_factors(self.identity_factors, self.identity)
         self.nuis = sample_nuisance(n, g, strength=nuisance)
         self.attrs = sample_attributes(self.ident, correlation, g)
 
     def render(self, idx: torch.Tensor, attrs: torch.Tensor | None, size: int) -> torch.Tensor:
         """uint8 (B, 3, size, size) images of global image indices ``idx`` with full (B, 8) ``attrs``."""
         attrs = self.attrs[idx] if attrs is None else attrs
-        return render_chunked(_take(self.ident, idx), _take(self.nuis, idx), attrs, size)
+        return render_chunked(take_factors(self.ident, idx), take_factors(self.nuis, idx), attrs, size)
 
     def regions(self, idx: torch.Tensor, size: int) -> dict[str, torch.Tensor]:
-        return region_masks(_take(self.ident, idx), _take(self.nuis, idx), size)
+        return region_masks(take_factors(self.ident, idx), take_factors(self.nuis, idx), size)
 
 
 class SynthFacesDataset(Dataset):
