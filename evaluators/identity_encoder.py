@@ -176,17 +176,29 @@ class RemappedIdentities(L.LightningDataModule):
 
 def get_factor_judge(dm: FaceDataModule, renders: int = 49_152, batch_size: int = 128, seed: int = 0,
                      far: float = 1e-3, retrain: bool = False, probe_images: int = 1000,
-                     calibration_renders: int = 4096) -> IdentityReport:
+                     calibration_renders: int = 4096,
+                     colour_scales: tuple[float, ...] = (1.0, 0.7, 0.5, 0.35, 0.25, 0.15)) -> IdentityReport:
     """Train (or load) the factor judge of a rendered data module (``dm.world``), calibrate its factor weights
-    and threshold on val people, and measure the probes on val and test people."""
+    and threshold on val people, and measure the probes on val and test people.
+
+    Colours are part of a person but edits move them (Pale_Skin pales the skin, ageing greys the hair), so the
+    colour columns' weights are scaled by the value in ``colour_scales`` that gives the lowest equal error on
+    the VAL probes (ties: the larger scale); test probes are only reported."""
     from evaluators.identity_factors import FactorJudge, FactorRenders, factor_matrix, factor_names
-    from evaluators.identity_probes import probe_pass_rates, probe_similarities, probe_threshold, render_probes
+    from evaluators.identity_probes import (
+        COLOUR_FACTORS,
+        probe_equal_error,
+        probe_pass_rates,
+        probe_similarities,
+        render_probes,
+    )
 
     split = dm.split_identities()
     world = dm.world
     settings = {"kind": "identity_factor_judge", "data": dm.config_key(), "renders": renders,
                 "batch_size": batch_size, "seed": seed, "far": far, "probe_images": probe_images,
-                "calibration_renders": calibration_renders, "version": 1}
+                "calibration_renders": calibration_renders,
+                "colour_scales": list(colour_scales), "version": 2}
     people = factor_matrix(world.identity_factors)[split["train"]]
 
     def build(meta: dict) -> FactorJudge:
@@ -198,11 +210,21 @@ def get_factor_judge(dm: FaceDataModule, renders: int = 49_152, batch_size: int 
         data = FactorRenders(world, split["train"], dm.resolution, renders, seed=seed)
         fit_quietly(model, data.loader(batch_size, shuffle=True, seed=seed), 1, desc="identity factor judge")
         r2 = model.calibrate(FactorRenders(world, split["val"], dm.resolution, calibration_renders, seed=seed + 1))
-        val_sims = probe_similarities(model, render_probes(dm.dataset("val"), probe_images, seed=seed))
-        threshold = probe_threshold(val_sims)
+        val_probes = render_probes(dm.dataset("val"), probe_images, seed=seed)
+        colour = torch.tensor([any(n.startswith(c) for c in COLOUR_FACTORS) for n in factor_names()])
+        base, choice = model.weight.clone(), None
+        for scale in colour_scales:  # the first (largest) scale wins a tie
+            model.weight.copy_(torch.where(colour, base * scale, base))
+            sims = probe_similarities(model, val_probes)
+            th, err = probe_equal_error(sims)
+            if choice is None or err < choice[0]:
+                choice = (err, scale, th, sims)
+        _, colour_scale, threshold, val_sims = choice
+        model.weight.copy_(torch.where(colour, base * colour_scale, base))
         test_sims = probe_similarities(model, render_probes(dm.dataset("test"), probe_images, seed=seed))
         meta = verification(*embed_split(model, dm, "test"), far)
-        meta.update(threshold=threshold, factor_r2=dict(zip(factor_names(), [round(float(v), 4) for v in r2])),
+        r2 = dict(zip(factor_names(), [round(float(v), 4) for v in r2]))
+        meta.update(threshold=threshold, colour_scale=colour_scale, factor_r2=r2,
                     probes={"val": probe_pass_rates(val_sims, threshold),
                             "test": probe_pass_rates(test_sims, threshold)})
         return model, meta
@@ -211,5 +233,6 @@ def get_factor_judge(dm: FaceDataModule, renders: int = 49_152, batch_size: int 
     return IdentityReport(model.eval(), meta["roc_auc"], meta["tar_at_far"], meta["threshold"], far, path,
                           backend="factor-regression-smallresnet",
                           threshold_rule="equal-error point of the val probes (worst attribute's counterfactuals "
-                                         "vs geometry and full swaps)",
+                                         f"vs geometry and full swaps); colour weights x{meta['colour_scale']} "
+                                         "(lowest val equal error)",
                           probes=meta["probes"], factor_r2=meta["factor_r2"])

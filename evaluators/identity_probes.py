@@ -97,9 +97,14 @@ def probe_pass_rates(sims: dict[str, torch.Tensor], threshold: float) -> dict[st
 
 
 def probe_threshold(sims: dict[str, torch.Tensor], steps: int = 4001) -> float:
-    """The equal-error threshold of VAL probes: the cosine that minimises the larger of the worst attribute's
-    counterfactual fail rate and the swaps' (geometry or full) pass rate (the middle of the best range when several
-    cosines tie). Calibrated on val, reported on test."""
+    """The threshold of ``probe_equal_error``."""
+    return probe_equal_error(sims, steps)[0]
+
+
+def probe_equal_error(sims: dict[str, torch.Tensor], steps: int = 4001) -> tuple[float, float]:
+    """(threshold, error): the equal-error threshold of VAL probes: the cosine that minimises the larger of the
+    worst attribute's counterfactual fail rate and the swaps' (geometry or full) pass rate (the middle of the best
+    range when several cosines tie). Calibrated on val, reported on test."""
     grid = torch.linspace(-1, 1, steps, dtype=torch.float64)
     cf_fail = torch.stack([(s.double()[None] <= grid[:, None]).double().mean(1)
                            for k, s in sims.items() if k.startswith("cf:")]).amax(0)
@@ -107,4 +112,5 @@ def probe_threshold(sims: dict[str, torch.Tensor], steps: int = 4001) -> float:
                              for k in ("geometry_swap", "full_swap")]).amax(0)
     err = torch.maximum(cf_fail, swap_pass)
     best = torch.nonzero(err == err.min()).squeeze(1)
-    return float(grid[best[len(best) // 2]])  # the middle of a tie (a gap between the two distributions)
+    # the middle of a tie (a gap between the two distributions)
+    return float(grid[best[len(best) // 2]]), float(err.min())

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from datamodules.synthfaces.render import ATTRIBUTES
 from evaluators.identity_probes import (
     donors,
+    probe_equal_error,
     probe_pass_rates,
     probe_similarities,
     probe_threshold,
@@ -68,3 +69,5 @@ def test_probe_threshold_is_the_equal_error_point():
     t = probe_threshold(sims)
     rates = probe_pass_rates(sims, t)
     assert abs((1 - rates["cf:Young"]) - rates["geometry_swap"]) < 0.03
+    th, err = probe_equal_error(sims)
+    assert th == t and abs(err - max(1 - rates["cf:Young"], rates["geometry_swap"])) < 1e-9 and 0.05 < err < 0.3
