@@ -183,15 +183,9 @@ def get_factor_judge(dm: FaceDataModule, renders: int = 49_152, batch_size: int 
 
     Colours are part of a person but edits move them (Pale_Skin pales the skin, ageing greys the hair), so the
     colour columns' weights are scaled by the value in ``colour_scales`` that gives the lowest equal error on
-    the VAL probes (ties: the larger scale); test probes are only reported."""
-    from evaluators.identity_factors import FactorJudge, FactorRenders, factor_matrix, factor_names
-    from evaluators.identity_probes import (
-        COLOUR_FACTORS,
-        probe_equal_error,
-        probe_pass_rates,
-        probe_similarities,
-        render_probes,
-    )
+    the VAL probes (ties: the earlier value); test probes are only reported."""
+    from evaluators.identity_factors import FactorJudge, FactorRenders, colour_columns, factor_matrix, factor_names
+    from evaluators.identity_probes import probe_equal_error, probe_pass_rates, probe_similarities, render_probes
 
     split = dm.split_identities()
     world = dm.world
@@ -211,9 +205,9 @@ def get_factor_judge(dm: FaceDataModule, renders: int = 49_152, batch_size: int 
         fit_quietly(model, data.loader(batch_size, shuffle=True, seed=seed), 1, desc="identity factor judge")
         r2 = model.calibrate(FactorRenders(world, split["val"], dm.resolution, calibration_renders, seed=seed + 1))
         val_probes = render_probes(dm.dataset("val"), probe_images, seed=seed)
-        colour = torch.tensor([any(n.startswith(c) for c in COLOUR_FACTORS) for n in factor_names()])
+        colour = colour_columns()
         base, choice = model.weight.clone(), None
-        for scale in colour_scales:  # the first (largest) scale wins a tie
+        for scale in colour_scales:  # the earlier scale wins a tie
             model.weight.copy_(torch.where(colour, base * scale, base))
             sims = probe_similarities(model, val_probes)
             th, err = probe_equal_error(sims)

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from datamodules.base import uint8_to_float
 from datamodules.synthfaces.datamodule import SynthFacesWorld, render_chunked, take_factors
 from datamodules.synthfaces.render import ATTRIBUTES, IDENTITY_COLOURS, IDENTITY_FACTORS, sample_nuisance
+from evaluators.identity_probes import COLOUR_FACTORS
 from evaluators.networks import SmallImageResNet
 from evaluators.training import adamw_one_cycle
 
@@ -121,6 +122,11 @@ class FactorJudge(L.LightningModule):
             weight = torch.ones_like(weight)
         self.weight.copy_(weight)
         return r2
+
+
+def colour_columns() -> torch.Tensor:
+    """Bool (F,): the output columns that hold a colour (skin tone, hair, iris, lip RGB), in ``factor_names`` order."""
+    return torch.tensor([k in COLOUR_FACTORS for k in FACTOR_KEYS for _ in range(3 if k in IDENTITY_COLOURS else 1)])
 
 
 def factor_names() -> list[str]:

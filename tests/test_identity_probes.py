@@ -71,3 +71,13 @@ def test_probe_threshold_is_the_equal_error_point():
     assert abs((1 - rates["cf:Young"]) - rates["geometry_swap"]) < 0.03
     th, err = probe_equal_error(sims)
     assert th == t and abs(err - max(1 - rates["cf:Young"], rates["geometry_swap"])) < 1e-9 and 0.05 < err < 0.3
+
+
+def test_colour_columns_are_the_colour_factors():
+    """The judge's colour weighting scales exactly the columns of skin tone and the hair, iris and lip RGB."""
+    from evaluators.identity_factors import colour_columns, factor_names
+    from evaluators.identity_probes import COLOUR_FACTORS
+
+    mask, names = colour_columns(), factor_names()
+    assert mask.shape == (len(names),) and int(mask.sum()) == 10
+    assert all(any(n.startswith(c) for c in COLOUR_FACTORS) == bool(m) for n, m in zip(names, mask))
