@@ -5,6 +5,9 @@ Batch schema (a dict), identical for every data set:
     attrs:    float32 (B, K) in {0, 1}; column k is ``datamodule.attribute_names[k]``
     identity: int64 (B,), -1 where the identity is unknown
     index:    int64 (B,), the sample's index inside its split's dataset
+Only training batches of ``train_sampler="balanced"`` add
+    domain:   int64 (B,), the domain the sample was drawn for: attribute column k with value v is 2k + v
+              (``datamodules.domains``); the sample's ``attrs[:, k]`` equals v
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ from collections.abc import Sequence
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
+
+from datamodules.augment import AugmentingCollate, CropFlip
+from datamodules.domains import BalancedDomainSampler, DomainTagged, dataset_attrs, derive_seed
 
 # CelebA's 40 attribute names, in the order of list_attr_celeba.txt.
 CELEBA_ATTRIBUTES: tuple[str, ...] = (
@@ -26,6 +32,11 @@ CELEBA_ATTRIBUTES: tuple[str, ...] = (
 )
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+#: how training batches are drawn: ``shuffle`` (a seeded shuffle, every image once per epoch) or ``balanced``
+#: (every (attribute, value) domain equally often, the StarGAN v2 / L2M-GAN release's sampler)
+TRAIN_SAMPLERS: tuple[str, ...] = ("shuffle", "balanced")
+#: training augmentation: ``none`` or ``crop_flip`` (the release's random resized crop + horizontal flip)
+TRAIN_AUGMENTS: tuple[str, ...] = ("none", "crop_flip")
 
 
 class UnknownAttributeError(ValueError):
@@ -70,6 +81,9 @@ class FaceDataModule(L.LightningDataModule):
 
     Subclasses fill ``self.datasets[split]`` (a ``Dataset`` yielding the batch schema) in ``setup`` and set
     ``all_attribute_names``. ``attribute_names`` is the user's selection (CelebA names).
+
+    ``train_sampler`` (``TRAIN_SAMPLERS``) and ``train_augment`` (``TRAIN_AUGMENTS``) change the training loader
+    only; validation and test loaders, and ``config_key`` (the data itself), do not depend on them.
     """
 
     #: short name used in result files ("synthfaces", "celebahq", "celeba")
@@ -86,8 +100,16 @@ class FaceDataModule(L.LightningDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         seed: int = 0,
+        train_sampler: str = "shuffle",
+        train_augment: str = "none",
     ) -> None:
         super().__init__()
+        if train_sampler not in TRAIN_SAMPLERS:
+            raise ValueError(f"unknown train_sampler {train_sampler!r}; expected one of {TRAIN_SAMPLERS}")
+        if train_augment not in TRAIN_AUGMENTS:
+            raise ValueError(f"unknown train_augment {train_augment!r}; expected one of {TRAIN_AUGMENTS}")
+        self.train_sampler = train_sampler
+        self.train_augment = train_augment
         self.requested_attributes = list(attributes) if attributes is not None else None
         self.resolution = int(resolution)
         self.batch_size = int(batch_size)
@@ -102,7 +124,9 @@ class FaceDataModule(L.LightningDataModule):
         raise NotImplementedError
 
     def config_key(self) -> dict:
-        """Everything that changes the data: used to key caches of evaluator networks and statistics."""
+        """Everything that changes the data: used to key caches of evaluator networks and statistics.
+
+        Not ``train_sampler`` / ``train_augment``: they change how a method is trained, not the data."""
         return {"name": self.name, "resolution": self.resolution, "seed": self.seed}
 
     # -- shared behaviour --------------------------------------------------------------------------------
@@ -134,7 +158,27 @@ class FaceDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True, drop_last=True)
+        if self.train_sampler == "shuffle" and self.train_augment == "none":
+            return self._loader("train", shuffle=True, drop_last=True)
+        ds = self.dataset("train")
+        order: dict = {"shuffle": True}
+        if self.train_sampler == "balanced":
+            sampler = BalancedDomainSampler(dataset_attrs(ds), seed=derive_seed(self.seed, "balanced"),
+                                            attribute_names=self.attribute_names)
+            order = {"sampler": sampler}
+            ds = DomainTagged(ds)
+        collate = AugmentingCollate(CropFlip(seed=derive_seed(self.seed, "crop_flip"))) \
+            if self.train_augment == "crop_flip" else None
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size,
+            drop_last=len(ds) > self.batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed),
+            collate_fn=collate,
+            **order,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)

@@ -49,6 +49,7 @@ class CelebADataModule(RealFaceDataModule):
         crop_size: side of the square crop (178 = the full width of the aligned images).
         crop_offset: ``(top, left)`` of the crop; ``None`` centres it.
         preprocess_workers / resample / draft: decoding processes, resize filter, JPEG draft (``ResizeSpec``).
+        train_sampler / train_augment: how training batches are drawn and augmented (``FaceDataModule``).
     """
 
     name = "celeba"
@@ -71,9 +72,11 @@ class CelebADataModule(RealFaceDataModule):
         preprocess_workers: int | None = None,
         resample: str = "bicubic",
         draft: bool = True,
+        train_sampler: str = "shuffle",
+        train_augment: str = "none",
     ) -> None:
         super().__init__(root, attributes, resolution, batch_size, num_workers, seed, cache_dir, skip_corrupt,
-                         preprocess_workers, crop_size, crop_offset, resample, draft)
+                         preprocess_workers, crop_size, crop_offset, resample, draft, train_sampler, train_augment)
         self.save_hyperparameters()  # plain types: checkpoints record the data set for scoring
 
     @property

@@ -61,6 +61,7 @@ class CelebAHQDataModule(RealFaceDataModule):
         preprocess_workers: processes decoding JPEGs (default min(8, cpu count)).
         crop_size / crop_offset: square crop in source pixels before resizing (default: centre, shorter side).
         resample / draft: the resize filter and JPEG draft decoding (``ResizeSpec``).
+        train_sampler / train_augment: how training batches are drawn and augmented (``FaceDataModule``).
     """
 
     name = "celebahq"
@@ -86,6 +87,8 @@ class CelebAHQDataModule(RealFaceDataModule):
         crop_offset: Sequence[int] | None = None,
         resample: str = "bicubic",
         draft: bool = True,
+        train_sampler: str = "shuffle",
+        train_augment: str = "none",
     ) -> None:
         if split_protocol not in PROTOCOLS:
             raise ValueError(f"unknown split_protocol {split_protocol!r}; expected one of {PROTOCOLS}")
@@ -95,7 +98,7 @@ class CelebAHQDataModule(RealFaceDataModule):
         self.val_size = int(val_size)
         self.test_size = int(test_size)
         super().__init__(root, attributes, resolution, batch_size, num_workers, seed, cache_dir, skip_corrupt,
-                         preprocess_workers, crop_size, crop_offset, resample, draft)
+                         preprocess_workers, crop_size, crop_offset, resample, draft, train_sampler, train_augment)
         self.save_hyperparameters()  # plain types: checkpoints record the data set for scoring
 
     @property

@@ -142,3 +142,79 @@ def test_edit_contract_and_checkpoint_round_trip(dm, tmp_path) -> None:
     loaded.eval()
     with torch.no_grad():
         assert torch.equal(loaded.edit(x, src, tgt), out)
+
+
+def _record_reals(model: AIGN) -> list[tuple[int, str, torch.Tensor, torch.Tensor]]:
+    """Wrap ``model._discriminate``: every call appends (iteration, direction, real images, fake images)."""
+    calls: list[tuple[int, str, torch.Tensor, torch.Tensor]] = []
+    inner = model._discriminate
+
+    def spy(key, real, fake):
+        calls.append((int(model.iterations), key, real.detach().clone(), fake.detach()))
+        return inner(key, real, fake)
+
+    model._discriminate = spy
+    return calls
+
+
+def _domain_images(dm: SynthFacesDataModule, k: int, value: int) -> torch.Tensor:
+    ds = dm.dataset("train")
+    rows = torch.nonzero(ds.attrs[:, k] == value).squeeze(1)
+    return torch.stack([ds[int(i)]["image"] for i in rows])
+
+
+@pytest.mark.parametrize("real_batch", [None, 5])
+def test_discriminator_sees_a_full_batch_of_target_value_reals_every_step(dm, real_batch) -> None:
+    """Each step, every active direction's discriminator gets ``disc_real_batch_size`` (default: the data module's
+    batch size) real images, all with the direction's target value; the generator gets the batch's other images."""
+    torch.manual_seed(0)
+    model = AIGN(ATTRS, 32, disc_real_batch_size=real_batch, **TINY)
+    calls = _record_reals(model)
+    batches: list[torch.Tensor] = []
+
+    class Batches(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            batches.append(batch["attrs"].round())
+
+    iterations = 3
+    _trainer(2 * iterations, callbacks=[Batches()]).fit(model, dm)
+    want = real_batch or dm.batch_size
+    pools = {key: _domain_images(dm, k, value) for key, k, value in model.directions}
+    for step, attrs in enumerate(batches):
+        expected = {key: int((attrs[:, k] != value).sum()) for key, k, value in model.directions}
+        expected = {key: n for key, n in expected.items() if n >= 2}
+        got = {key: (real, fake) for it, key, real, fake in calls if it == step}
+        assert set(got) == set(expected) and expected, (step, sorted(got), expected)
+        for key, (real, fake) in got.items():
+            assert real.shape == (want, 3, 32, 32), key          # a full batch, not the batch's few targets
+            assert fake.shape[0] == expected[key]                # the generator: the batch's source images
+            # every real image is one of the training split's images with the target value
+            match = (real[:, None] == pools[key][None]).flatten(2).all(2).any(1)
+            assert match.all(), key
+    like = torch.zeros((), dtype=torch.float64)
+    assert model.real_images("Smiling__add", like).dtype == torch.float64
+
+
+def test_real_sources_follow_the_run_seed_and_checkpoint(dm, monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    def sources(seed: str) -> AIGN:
+        monkeypatch.setenv("PL_GLOBAL_SEED", seed)
+        model = AIGN(ATTRS, 32, **TINY)
+        model._trainer = SimpleNamespace(datamodule=dm, global_rank=0)
+        model.on_fit_start()
+        return model
+
+    a, b, c = sources("0"), sources("0"), sources("1")
+    key = "Eyeglasses__add"
+    first = next(a._real_sources[key])["index"]
+    assert torch.equal(first, next(b._real_sources[key])["index"])
+    assert not torch.equal(first, next(c._real_sources[key])["index"])
+    checkpoint: dict = {}
+    a.on_save_checkpoint(checkpoint)
+    assert set(checkpoint["aign_real_sources"]) == {k for k, _, _ in a.directions}
+    resumed = AIGN(ATTRS, 32, **TINY)
+    resumed.on_load_checkpoint(checkpoint)
+    resumed._trainer = SimpleNamespace(datamodule=dm, global_rank=0)
+    resumed.on_fit_start()
+    assert torch.equal(next(resumed._real_sources[key])["index"], next(a._real_sources[key])["index"])

@@ -143,3 +143,62 @@ def test_high_pass_generator_matches_official_layout():
     model = L2MGAN(ATTRS, image_size=32, bottleneck_size=8, w_hpf=1.0, **TINY).eval()
     with torch.no_grad():
         assert model.edit(x, torch.zeros(2, 3), torch.ones(2, 3)).shape == x.shape
+
+
+def test_edit_attribute_follows_the_balanced_sampler_domain():
+    """With ``batch["domain"]`` (the balanced sampler's draw, 2k + v) a row edits attribute k from its domain."""
+    model = L2MGAN(ATTRS, image_size=32, **TINY)
+    attrs = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    domain = torch.tensor([0 * 2 + 1, 1 * 2 + 1, 2 * 2 + 0, 1 * 2 + 0])
+    attribute, src, tgt = model.sample_edit_domains(attrs, domain)
+    assert torch.equal(attribute, torch.tensor([0, 1, 2, 1]))
+    assert torch.equal(src, domain) and torch.equal(tgt, domain ^ 1)
+    attribute, src, tgt = model.sample_edit_domains(attrs)  # no domain: a random attribute, its current value
+    assert torch.equal(src, domain_index(attribute, attrs[torch.arange(4), attribute]))
+
+
+def test_trains_on_balanced_augmented_batches(tmp_path):
+    """The configs' data options: training_step gets domain-tagged, augmented batches and edits their domains."""
+    dm = SynthFacesDataModule(attributes=ATTRS, resolution=32, batch_size=8, num_identities=12,
+                              images_per_identity=4, cache_dir=str(tmp_path / "cache"),
+                              train_sampler="balanced", train_augment="crop_flip")
+    torch.manual_seed(0)
+    model = L2MGAN(ATTRS, image_size=32, **TINY)
+    seen = []
+    inner = model.sample_edit_domains
+
+    def spy(attrs, domain=None):
+        out = inner(attrs, domain)
+        seen.append((domain, out[1]))
+        return out
+
+    model.sample_edit_domains = spy
+    L.Trainer(max_steps=4, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+              enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+              default_root_dir=str(tmp_path / "run")).fit(model, datamodule=dm)
+    assert len(seen) == 2 and int(model.iterations) == 2
+    for domain, src in seen:
+        assert domain is not None and torch.equal(src, domain)
+
+
+def test_configs_use_the_release_sampler_and_augmentation(tmp_path):
+    """demo.yaml and paper.yaml switch both on, declare no deviation for them, and the runner keeps them."""
+    from pathlib import Path
+
+    import yaml
+
+    from benchmark.deviations import read_deviations
+    from benchmark.runner import RunContext, effective_config
+
+    folder = Path(__file__).resolve().parent.parent / "methods" / "l2mgan" / "configs"
+    for name in ("demo", "paper"):
+        cfg = yaml.safe_load((folder / f"{name}.yaml").read_text())
+        data = cfg["data"]["init_args"]
+        assert (data["train_sampler"], data["train_augment"]) == ("balanced", "crop_flip"), name
+        whats = {d["what"] for d in read_deviations(folder / f"{name}.yaml")}
+        assert not whats & {"domain sampler", "augmentation"}, name
+    preset = {"method_config": "demo", "attributes": ATTRS,
+              "data": {"name": "synthfaces", "init_args": {"resolution": 32, "batch_size": 4}}, "trainer": {}}
+    ctx = RunContext(preset, "synthfaces", None, tmp_path / "out", attributes=ATTRS)
+    data = effective_config(ctx, "l2mgan", 0, tmp_path / "unit")["data"]["init_args"]
+    assert (data["train_sampler"], data["train_augment"], data["batch_size"]) == ("balanced", "crop_flip", 4)

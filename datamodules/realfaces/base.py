@@ -113,8 +113,8 @@ class RealFaceDataModule(FaceDataModule):
     def __init__(self, root: str, attributes: Sequence[str] | None, resolution: int, batch_size: int,
                  num_workers: int, seed: int, cache_dir: str | None, skip_corrupt: bool,
                  preprocess_workers: int | None, crop_size: int | None, crop_offset: Sequence[int] | None,
-                 resample: str, draft: bool) -> None:
-        super().__init__(attributes, resolution, batch_size, num_workers, seed)
+                 resample: str, draft: bool, train_sampler: str = "shuffle", train_augment: str = "none") -> None:
+        super().__init__(attributes, resolution, batch_size, num_workers, seed, train_sampler, train_augment)
         self.root = Path(root).expanduser()
         self.cache_dir = cache_dir
         self.skip_corrupt = bool(skip_corrupt)

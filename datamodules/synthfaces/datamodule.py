@@ -129,6 +129,7 @@ class SynthFacesDataModule(FaceDataModule):
         nuisance: scales pose / jitter / lighting (0 = canonical frontal faces).
         split_fractions: identity fractions of train / val / test.
         cache_dir: where rendered images are cached (default ``$ATTREDIT_CACHE`` or ``~/.cache/attredit-bench``).
+        train_sampler / train_augment: how training batches are drawn and augmented (``FaceDataModule``).
     """
 
     name = "synthfaces"
@@ -148,8 +149,10 @@ class SynthFacesDataModule(FaceDataModule):
         nuisance: float = 1.0,
         split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
         cache_dir: str | None = None,
+        train_sampler: str = "shuffle",
+        train_augment: str = "none",
     ) -> None:
-        super().__init__(attributes, resolution, batch_size, num_workers, seed)
+        super().__init__(attributes, resolution, batch_size, num_workers, seed, train_sampler, train_augment)
         self.save_hyperparameters()
         if not 32 <= resolution <= 256:
             raise ValueError(f"synthfaces renders 32 to 256 px, got {resolution}")

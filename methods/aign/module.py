@@ -4,7 +4,10 @@ For every chosen attribute and each edit direction (add: target value 1, remove:
 maps the rendered input R(x) back to a full image. Training asks (i) that rendering the output reproduces the
 rendered input, ``|| R(G(R(x))) - R(x) ||^2``, and (ii) that a discriminator, shown only real images that have
 the direction's target value (the paper's "biased" ground-truth collection), cannot tell the outputs apart.
-The bias of the discriminator's collection is what moves the outputs towards the attribute.
+The bias of the discriminator's collection is what moves the outputs towards the attribute. As in the scripts,
+the discriminator gets a full batch of such real images every step, drawn from the training split by its own
+seeded source (``datamodules.domains.DomainBatches``); the generator's inputs are the loader batch's images
+that lack the target value.
 
 Training follows the authors' face scripts (faces/sr_unpaired_*.py, faces/ip_lips.py): non-saturating GAN loss
 with sigmoid cross-entropy, ``g_loss = recon + adv_weight * g_adv`` (0.01 super-resolution, 0.001 inpainting),
@@ -18,6 +21,7 @@ the requested direction is applied to the rendered input, attribute after attrib
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from datamodules.domains import DomainBatches, derive_seed
 from methods.aign.networks import Discriminator, InpaintingGenerator, SuperResolutionGenerator
 from methods.aign.renderers import InpaintingRenderer, build_renderer
 from methods.base import EditingMethod, register_method
@@ -61,6 +66,11 @@ class AIGN(EditingMethod):
         d_update_threshold: a discriminator is updated only while its previous loss exceeds this (scripts: 1.0;
             0 = always update).
         g_steps_per_d: generator updates per iteration (1 super-resolution, 2 inpainting).
+        disc_real_batch_size: real target-value images each discriminator sees per step, drawn from the training
+            split by its own source (scripts: a full batch, ``batch_size``); None = the data module's batch size.
+
+    The real-image sources are seeded from the run seed (``seed_everything``, else the data module's seed) and
+    saved in checkpoints, so a resumed run continues their draws.
     """
 
     multi_attribute = True
@@ -88,12 +98,15 @@ class AIGN(EditingMethod):
         label_flip_prob: float = 0.05,
         d_update_threshold: float = 1.0,
         g_steps_per_d: int = 1,
+        disc_real_batch_size: int | None = None,
     ) -> None:
         super().__init__(attribute_names, image_size)
         self.save_hyperparameters()
         self.automatic_optimization = False
         if g_steps_per_d < 1:
             raise ValueError(f"g_steps_per_d must be >= 1, got {g_steps_per_d}")
+        if disc_real_batch_size is not None and disc_real_batch_size < 1:
+            raise ValueError(f"disc_real_batch_size must be >= 1 or None, got {disc_real_batch_size}")
         self.renderer = build_renderer(renderer, self.image_size, downsample, inpaint_box)
         # one (attribute, target value) pair per edit direction: "<attribute>__add" targets 1, "__remove" 0
         self.directions: list[tuple[str, int, int]] = [
@@ -106,6 +119,9 @@ class AIGN(EditingMethod):
         })
         self.register_buffer("iterations", torch.zeros((), dtype=torch.long))
         self._last_d_loss: dict[str, float] = {}
+        # per direction, the discriminator's real images: built in on_fit_start from the training split
+        self._real_sources: dict[str, DomainBatches] = {}
+        self._pending_source_states: dict[str, dict[str, torch.Tensor]] = {}
 
     def _make_generator(self) -> nn.Module:
         hp = self.hparams
@@ -147,18 +163,70 @@ class AIGN(EditingMethod):
         opt_d = torch.optim.Adam(self.discriminators.parameters(), lr=hp.lr, betas=betas)
         return [opt_g, opt_d]
 
+    def _run_seed(self) -> int:
+        """The run's seed: ``seed_everything``'s (Lightning's PL_GLOBAL_SEED), else the data module's."""
+        seed = os.environ.get("PL_GLOBAL_SEED")
+        return int(seed) if seed is not None else int(getattr(self.trainer.datamodule, "seed", 0))
+
+    def on_fit_start(self) -> None:
+        dm = self.trainer.datamodule
+        if dm is None or not hasattr(dm, "dataset"):
+            raise ValueError("AIGN trains from a FaceDataModule: its discriminators draw real images from "
+                             "datamodule.dataset('train')")
+        if list(getattr(dm, "attribute_names", self.attribute_names)) != self.attribute_names:
+            raise ValueError(f"the data module's attributes {dm.attribute_names} are not the model's "
+                             f"{self.attribute_names}")
+        dataset = dm.dataset("train")
+        batch_size = self.hparams.disc_real_batch_size or dm.batch_size
+        seed = self._run_seed()
+        rank = self.global_rank  # under DDP every process draws its own real images
+        self._real_sources = {
+            key: DomainBatches(dataset, k, value, batch_size, seed=derive_seed(seed, f"aign/{key}/{rank}"),
+                               attribute_names=self.attribute_names)
+            for key, k, value in self.directions
+        }
+        for key, state in self._pending_source_states.items():
+            if key in self._real_sources:
+                self._real_sources[key].load_state_dict(state)
+        self._pending_source_states = {}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        if self._real_sources:
+            checkpoint["aign_real_sources"] = {key: src.state_dict() for key, src in self._real_sources.items()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = dict(checkpoint.get("aign_real_sources", {}))
+        if self._real_sources:  # strategies that restore after on_fit_start
+            for key, state in states.items():
+                if key in self._real_sources:
+                    self._real_sources[key].load_state_dict(state)
+        else:
+            self._pending_source_states = states
+
+    def real_images(self, key: str, like: torch.Tensor) -> torch.Tensor:
+        """The next full batch (B_real, 3, H, W) in [-1, 1] of direction ``key``'s real target-value images, on
+        the device and in the dtype of ``like``."""
+        if key not in self._real_sources:
+            raise RuntimeError("AIGN's real-image sources are built in on_fit_start; train with trainer.fit")
+        images = next(self._real_sources[key])["image"]
+        return images.to(device=like.device, dtype=like.dtype, non_blocking=True)
+
     def on_train_epoch_start(self) -> None:
         # the scripts reset the discriminator-skip memory to 2 (> threshold) at every epoch
         self._last_d_loss = {key: 2.0 for key, _, _ in self.directions}
 
-    def _active_directions(self, attrs: torch.Tensor) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
-        """(key, source rows, real rows) of every direction with >= 2 inputs and >= 2 real targets here."""
+    def _active_directions(self, images: torch.Tensor, attrs: torch.Tensor
+                           ) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+        """(key, source rows of the batch, real target-value images) of every direction with >= 2 inputs here.
+
+        The real images are the direction's next full batch from its own source (``real_images``).
+        """
         out = []
         for key, k, value in self.directions:
-            real = attrs[:, k] == value
-            src = ~real
-            if int(src.sum()) >= 2 and int(real.sum()) >= 2:
-                out.append((key, src, real))
+            src = attrs[:, k] != value
+            if int(src.sum()) >= 2:
+                out.append((key, src, self.real_images(key, images)))
         return out
 
     def _discriminate(self, key: str, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -174,7 +242,8 @@ class AIGN(EditingMethod):
         return disc(real), disc(fake)
 
     def _generator_losses(self, images: torch.Tensor, rendered: torch.Tensor, active: list) -> dict[str, Any]:
-        """Per direction: fakes, the discriminator's logits, and the generator's loss terms."""
+        """Per direction of ``active`` (key, source rows, real images): fakes, the discriminator's logits on the
+        real images and the fakes, and the generator's loss terms."""
         hp = self.hparams
         terms: dict[str, Any] = {}
         for key, src, real in active:
@@ -184,7 +253,7 @@ class AIGN(EditingMethod):
             recon = F.mse_loss(fake_render.float(), target_render.float())
             if hp.gray_weight > 0:
                 recon = recon + hp.gray_weight * F.mse_loss(_gray(fake_render.float()), _gray(target_render.float()))
-            logits_real, logits_fake = self._discriminate(key, images[real], fake)
+            logits_real, logits_fake = self._discriminate(key, real, fake)
             g_adv = generator_adv_loss(logits_fake.float(), "nonsaturating")
             terms[key] = {"logits_real": logits_real, "logits_fake": logits_fake, "recon": recon, "g_adv": g_adv,
                           "g_loss": recon + hp.adv_weight * g_adv}
@@ -196,8 +265,8 @@ class AIGN(EditingMethod):
         images, attrs = batch["image"], batch["attrs"].round()
         step = int(self.iterations)
         rendered = self.renderer(images)  # shared by every direction
-        active = self._active_directions(attrs)
-        if not active:  # a batch without two images of each value of any attribute: nothing to learn
+        active = self._active_directions(images, attrs)
+        if not active:  # no attribute with two images lacking a target value in this batch: nothing to learn
             return
         terms = self._generator_losses(images, rendered, active)
 

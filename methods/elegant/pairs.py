@@ -12,13 +12,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-
-def dataset_labels(dataset: Dataset) -> torch.Tensor:
-    """(N, K) float {0, 1} attribute labels of a batch-schema dataset; reads ``dataset.attrs`` if it has one."""
-    attrs = getattr(dataset, "attrs", None)
-    if isinstance(attrs, torch.Tensor) and attrs.ndim == 2 and attrs.shape[0] == len(dataset):
-        return attrs.float().round()
-    return torch.stack([dataset[i]["attrs"] for i in range(len(dataset))]).float().round()
+from datamodules.domains import dataset_attrs
 
 
 class OppositePairs:
@@ -29,7 +23,7 @@ class OppositePairs:
 
     def __init__(self, dataset: Dataset, seed: int = 0) -> None:
         self.dataset = dataset
-        labels = dataset_labels(dataset)
+        labels = dataset_attrs(dataset)
         self.num_attributes = labels.shape[1]
         # pools[k][v]: indices of the images whose attribute k equals v
         self.pools = [[torch.nonzero(labels[:, k] == v).squeeze(1) for v in (0, 1)]

@@ -1,7 +1,8 @@
 """L2M-GAN (Yang et al., CVPR 2021) as an ``EditingMethod``: training losses, EMA, editing.
 
 Domains are (attribute, value) pairs, 2K of them (see ``networks.domain_index``). Each training sample edits one
-attribute drawn at random: x of domain src = (k, a_k) goes to tgt = (k, 1 - a_k) with
+attribute: the one of the domain the balanced sampler drew it for (``batch["domain"]``, the release's sampler,
+``train_sampler: balanced``), else one drawn at random: x of domain src = (k, a_k) goes to tgt = (k, 1 - a_k) with
     s = E_src(x), s_unrel = decomposer_k(s), s_rel = s - s_unrel, s~_rel = T_tgt(s_rel), s~ = s_unrel + s~_rel,
     x_fake = G(x, s~).
 Losses (generator side): adversarial, cycle |G(x_fake, s) - x|, style reconstruction |E_tgt(x_fake) - s~|,
@@ -140,16 +141,26 @@ class L2MGAN(EditingMethod):
                 + hp.lambda_ort * loss_ort)
         return loss, {"g_adv": loss_adv, "g_cyc": loss_cyc, "g_sty": loss_sty, "g_per": loss_per, "g_ort": loss_ort}
 
-    def sample_edit_domains(self, attrs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """For attrs (B, K) in {0, 1}: a random attribute per row and its source / flipped target domains (B,)."""
-        attribute = torch.randint(attrs.shape[1], (attrs.shape[0],), device=attrs.device)
-        value = attrs[torch.arange(attrs.shape[0], device=attrs.device), attribute].round().long()
+    def sample_edit_domains(self, attrs: torch.Tensor, domain: torch.Tensor | None = None
+                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For attrs (B, K) in {0, 1}: the attribute each row edits and its source / flipped target domains (B,).
+
+        ``domain`` (B,): the domain ids (2k + v) a balanced sampler drew the rows for (``batch["domain"]``); the
+        row then edits attribute k from its domain, so source domains are as balanced as the sampler's draws
+        (the release's source domain is the image's sampled domain). Without it, a uniform random attribute.
+        """
+        rows = torch.arange(attrs.shape[0], device=attrs.device)
+        if domain is not None:
+            attribute = domain.to(attrs.device).long() // 2
+        else:
+            attribute = torch.randint(attrs.shape[1], (attrs.shape[0],), device=attrs.device)
+        value = attrs[rows, attribute].round().long()
         return attribute, domain_index(attribute, value), domain_index(attribute, 1 - value)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         opt_d, opt_g = self.optimizers()
         x = batch["image"]
-        attribute, src, tgt = self.sample_edit_domains(batch["attrs"])
+        attribute, src, tgt = self.sample_edit_domains(batch["attrs"], batch.get("domain"))
         step = int(self.iterations)
 
         self.toggle_optimizer(opt_d)
