@@ -58,6 +58,25 @@ def label_modes(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(method=df["method"].where(~several, df["method"] + ":" + mode))
 
 
+def not_shown_note(df: pd.DataFrame) -> str:
+    """A note naming the headline columns that are NaN in every row (left out of the board) and why, where the
+    rows say: no calibrated identity threshold (real data without identity labels), realism_note, no exact
+    counterfactuals. Empty when every headline column has a value."""
+    empty = [c for c in HEADLINE if c in df.columns and not df[c].notna().any()]
+    if not empty:
+        return ""
+    no_threshold = "id_threshold" in df.columns and not df["id_threshold"].notna().any()
+    no_cf = "no exact counterfactuals on this data set"
+    why = {"realism": "see realism_note in scores.csv", "kid": "see realism_note in scores.csv",
+           "cf_l1_in": no_cf, "cf_l1_out": no_cf}
+    if no_threshold:
+        why["id_match"] = ("no calibrated identity threshold: id_threshold is NaN, the data set has no identity "
+                           "labels (identity.threshold_rule in evaluators.yaml)")
+        why["success"] = "needs id_match"
+    shown = [f"{c} ({why[c]})" if c in why else c for c in empty]
+    return "Not shown, NaN in every row: " + "; ".join(shown) + "."
+
+
 def leaderboard(scores: pd.DataFrame) -> pd.DataFrame:
     """Nominal-strength rows (strength 1): mean over attributes per (method, seed), then mean (and std, with
     several seeds) over seeds. Methods sorted by success; reference points last (``reference`` True)."""
@@ -86,7 +105,8 @@ def leaderboard(scores: pd.DataFrame) -> pd.DataFrame:
     board.attrs["realism_metric"] = "/".join(realism) if len(realism) else "realism"
     board.attrs["realism_reference"] = "/".join(refname)
     board.attrs["tied"] = tied_with_leader(board)
-    board.attrs["note"] = note
+    board.attrs["note"] = " ".join(n for n in (note, not_shown_note(df)) if n)
+    board.attrs["sorted_by"] = sort
     return board
 
 
@@ -137,7 +157,10 @@ def to_markdown(board: pd.DataFrame) -> str:
             if r["method"] in tied:
                 cells[0] = f"≈ {cells[0]}"
             lines.append("| " + " | ".join(cells) + " |")
-    note = (f"\nSorted by success (per image: target read AND identity matched AND every other attribute kept), "
+    sort = board.attrs.get("sorted_by", "success")
+    sorted_by = ("success (per image: target read AND identity matched AND every other attribute kept)"
+                 if sort == "success" else f"{sort} (success is NaN in every row)")
+    note = (f"\nSorted by {sorted_by}, "
             f"means over attributes at strength 1; [lo, hi] are 95% bootstrap intervals over test identities "
             f"(mean of the per-attribute bounds); ± is the std over seeds when there are several. ≈ marks a "
             f"method whose success interval overlaps the leader's. Higher is better for success, attr_acc, "

@@ -91,6 +91,49 @@ def check_attributes(names: Iterable[str] | None, available: Sequence[str], what
                             f"the data set has: {' '.join(available)}")
 
 
+def identity_labels_file(data: str, root: str | os.PathLike | None) -> Path | None:
+    """Where ``data``'s identity labels must be (``identity_CelebA.txt``), or None for a data set without such a
+    file (the synthetic set renders its identities; a user-registered set reports its own)."""
+    if root is None or data not in ("celebahq", "celeba"):
+        return None
+    base = Path(root).expanduser()
+    if data == "celebahq":
+        from datamodules import celebahq as mod
+    else:
+        from datamodules import celeba as mod
+
+        base = base / "celeba" if (base / "celeba" / mod.ATTRIBUTE_FILE).is_file() else base
+    return base / mod.IDENTITY_FILE
+
+
+def check_identity(data: str, root: str | os.PathLike | None, backend: str = "auto") -> str:
+    """The identity judge that will run (``dlib`` or ``trained``). Fails now, not after training, when ``dlib`` is
+    asked for without the [dlib] extra, or when the judge must be trained (no dlib) on a real folder without
+    identity labels; ``auto`` falling back from dlib to the trained encoder says so once."""
+    from evaluators import identity_dlib
+    from evaluators.suite import IDENTITY_BACKENDS
+
+    if backend not in IDENTITY_BACKENDS:
+        raise UserError(f"unknown identity backend {backend!r}{closest(backend, IDENTITY_BACKENDS)}; "
+                        f"choose {', '.join(IDENTITY_BACKENDS)}")
+    installed = identity_dlib.dlib_available()
+    extra = "pip install -e '.[dlib]' (dlib-bin + face_recognition_models, model files inside the wheel)"
+    if backend == "dlib" and not installed:
+        raise UserError(f"identity_backend: dlib needs the optional extra, not installed here: {extra}")
+    real = data != "synthfaces"
+    if backend == "dlib" or (backend == "auto" and real and installed):
+        return "dlib"
+    labels = identity_labels_file(data, root)
+    if labels is not None and not labels.is_file():
+        why = "dlib is not installed" if backend == "auto" else "identity_backend is trained"
+        raise UserError(f"{data} at {root} has no {labels.name} and {why}: the trained identity encoder needs "
+                        f"identity labels; add {labels.name} or install dlib's pretrained descriptor: {extra}")
+    if backend == "auto" and real:
+        print(f"notice: the dlib identity backend is not installed ({extra}): identity is judged by the "
+              f"suite's ResNet18-CosFace trained on {data}'s identity labels", flush=True)
+    return "trained"
+
+
 # -- checkpoints -------------------------------------------------------------------------------------------
 def check_checkpoint(path: str | os.PathLike, method: str | None = None, attributes: Sequence[str] | None = None,
                      resolution: int | None = None) -> dict:
@@ -198,5 +241,5 @@ def check_new_rows(path: str | os.PathLike, keys: Iterable[dict], overwrite: boo
                             "another file")
 
 
-__all__ = ["UserError", "check_attributes", "check_checkpoint", "check_data", "check_methods", "check_new_rows",
-           "check_preset", "check_realism", "closest"]
+__all__ = ["UserError", "check_attributes", "check_checkpoint", "check_data", "check_identity", "check_methods",
+           "check_new_rows", "check_preset", "check_realism", "closest", "identity_labels_file"]

@@ -23,6 +23,7 @@ def write_preview(dm, out: Path, rows: int = 8) -> list[str]:
     seen, index = set(), []
     for i in range(len(ds)):  # one image per identity, the first of the test split
         ident = int(ds.identity[i]) if hasattr(ds, "identity") else i
+        ident = ident if ident >= 0 else -1 - i  # no identity label (-1): every image is its own person
         if ident not in seen:
             seen.add(ident)
             index.append(i)

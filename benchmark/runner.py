@@ -59,9 +59,14 @@ class RunContext:
 
 
 def load_preset(name: str) -> dict:
-    path = Path(name) if name.endswith(".yaml") else PRESETS / f"{name}.yaml"
-    if not path.exists():
+    """A preset by name (``benchmark/presets/<name>.yaml``) or by path (ending in .yaml / .yml, or naming a folder)."""
+    is_path = name.endswith((".yaml", ".yml")) or os.sep in name
+    path = Path(name).expanduser() if is_path else PRESETS / f"{name}.yaml"
+    if not path.is_file():
         known = sorted(p.stem for p in PRESETS.glob("*.yaml"))
+        if is_path:
+            raise UserError(f"preset file {path} does not exist (a preset is a path to a YAML file or one of: "
+                            f"{', '.join(known)})")
         raise UserError(f"no preset {name!r}{preflight.closest(name, known)}; known presets: {', '.join(known)} "
                         "(or a path to a YAML file)")
     preset = yaml.safe_load(path.read_text())
@@ -416,6 +421,7 @@ def preflight_run(ctx: RunContext, stages: tuple[str, ...]) -> None:
     if "score" in stages:
         ev = ctx.preset.setdefault("evaluators", {})
         ev["realism"] = preflight.check_realism(ev.get("realism", "auto"), ev.get("inception_weights"))
+        preflight.check_identity(ctx.data, root, ev.get("identity_backend", "auto"))
 
 
 def build_parser() -> argparse.ArgumentParser:

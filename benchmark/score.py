@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                                        "attribute": a, "strength": float(args.strength), "seed": args.seed,
                                        "mode": method.check_mode(args.mode)}
                                       for a in args.attribute], args.overwrite)
+    preflight.check_identity(dm.name, getattr(dm, "root", None), args.identity_backend)  # before any judge trains
     cfg = EvaluatorConfig(classifier_epochs=args.classifier_epochs, identity_epochs=args.identity_epochs,
                           identity_renders=args.identity_renders,
                           identity_backend=args.identity_backend, seed=args.seed, realism=realism,

@@ -116,12 +116,15 @@ def dlib_identity_report(dm: FaceDataModule, far: float = 1e-3, max_images: int 
     settings = {"kind": "identity_dlib", "data": dm.config_key(), "far": far, "max_images": max_images,
                 "seed": seed, "version": 1}
     path = Path(cache_root()) / "evaluators" / f"identity_dlib-{config_hash(settings)}.json"
+    labels = "identity_CelebA.txt" if "celeba" in dm.name else "identity labels"
+    rule = f"FAR={far:g} on test different-identity pairs"
     if path.is_file():
         meta = json.loads(path.read_text())
     elif (ids < 0).all():
         log.warning("%s has no identity labels: the dlib backend reports id_sim but no id_match (give %s)",
-                    dm.name, "identity_CelebA.txt" if "celeba" in dm.name else "identity labels")
+                    dm.name, labels)
         meta = {"roc_auc": float("nan"), "tar_at_far": float("nan"), "threshold": float("nan")}
+        rule = f"none: {dm.name} has no identity labels ({labels}), so id_match and success are NaN"
     else:
         g = torch.Generator().manual_seed(seed)
         labelled = torch.nonzero(ids >= 0).flatten()
@@ -133,7 +136,7 @@ def dlib_identity_report(dm: FaceDataModule, far: float = 1e-3, max_images: int 
         log.info("dlib identity backend on %d test images: ROC AUC %.4f, TAR@FAR=%g %.4f, %d faces not detected",
                  len(pick), meta["roc_auc"], far, meta["tar_at_far"], model.missed)
     return IdentityReport(model, meta["roc_auc"], meta["tar_at_far"], meta["threshold"], far, str(path),
-                          backend=BACKEND_NAME)
+                          backend=BACKEND_NAME, threshold_rule=rule)
 
 
 __all__ = ["BACKEND_NAME", "DlibFaceEmbedder", "dlib_available", "dlib_identity_report"]

@@ -57,6 +57,7 @@ def test_report_is_calibrated_on_labelled_test_identities_and_cached(tmp_path, m
     rep = identity_backend(dm, EvaluatorConfig())
     assert rep.backend == BACKEND_NAME
     assert 0.0 <= rep.roc_auc <= 1.0 and math.isfinite(rep.threshold) and -1 <= rep.threshold <= 1
+    assert rep.threshold_rule == "FAR=0.001 on test different-identity pairs"  # dlib has no val calibration
     meta = json.loads(Path(rep.cache_path).read_text())
     assert meta["pairs_same"] > 0 and meta["pairs_diff"] > 0 and meta["threshold"] == rep.threshold
     again = identity_backend(dm, EvaluatorConfig())

@@ -3,6 +3,8 @@ in the official manipulator, edits keep the contract, and a checkpoint round tri
 
 from __future__ import annotations
 
+import weakref
+
 import lightning as L
 import numpy as np
 import pytest
@@ -170,3 +172,61 @@ def test_checkpoint_round_trip(trained, tmp_path):
     model.eval()
     with torch.no_grad():
         assert torch.equal(loaded.edit(x, a, tgt), model.edit(x, a, tgt))
+
+
+class _SampleSpy:
+    """Wraps ``model._sample``: records each chunk's size and how many earlier chunks' images are still alive."""
+
+    def __init__(self, model: InterFaceGAN) -> None:
+        self.sample, self.sizes, self.alive, self.refs = model._sample, [], [], []
+        model._sample = self
+
+    def __call__(self, n, generator=None, ema=True):  # noqa: ANN001, ANN204
+        self.alive.append(sum(r() is not None for r in self.refs))
+        codes, images = self.sample(n, generator, ema)
+        self.sizes.append(n)
+        self.refs.append(weakref.ref(images))
+        return codes, images
+
+
+def test_boundary_search_streams_chunks_and_keeps_codes_not_images():
+    torch.manual_seed(0)
+    model = InterFaceGAN(ATTRS, 32, **TINY)
+    spy = _SampleSpy(model)
+    acc = model.find_boundaries(chunk=64, num_samples=300)
+    assert spy.sizes == [64, 64, 64, 64, 44]
+    assert spy.alive == [0, 0, 0, 0, 0]  # every chunk's images are freed before the next is generated
+    assert set(acc) == set(ATTRS) and bool(model.boundaries_ready)
+    spy.sizes.clear()
+    model.find_boundaries(num_samples=700)  # default chunk at 32 px: 500 images (about 2M pixels)
+    assert spy.sizes == [500, 200]
+    big = InterFaceGAN(ATTRS, 256, **TINY)
+    spy = _SampleSpy(big)
+    big.find_boundaries(num_samples=40)  # default chunk at 256 px: 32 images
+    assert spy.sizes == [32, 8]
+
+
+def test_early_stopped_fit_searches_a_small_boundary_set_with_a_notice(tmp_path, caplog):
+    """A smoke run (``--trainer.max_steps 2``) stops long before the schedule's boundary search: on_train_end
+    searches EARLY_STOP_BOUNDARY_SAMPLES instead of num_boundary_samples, says so, and rewrites last.ckpt."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from methods.interfacegan.module import EARLY_STOP_BOUNDARY_SAMPLES
+
+    L.seed_everything(0)
+    dm = SynthFacesDataModule(attributes=ATTRS, resolution=32, batch_size=8, num_identities=6,
+                              images_per_identity=2, cache_dir=str(tmp_path / "cache"))
+    model = InterFaceGAN(dm.attribute_names, 32, **{**TINY, "num_boundary_samples": 500_000})
+    spy = _SampleSpy(model)
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, every_n_train_steps=2, save_top_k=0)
+    trainer = L.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[ckpt])
+    with caplog.at_level("WARNING", logger="methods.interfacegan.module"):
+        trainer.fit(model, dm)
+    assert int(model.iteration) < model.total_iterations
+    searched = [n for n in spy.sizes if n != 8]  # the GAN steps sample a batch of 8; the search, chunks of 500
+    assert sum(searched) == EARLY_STOP_BOUNDARY_SAMPLES < 500_000 and max(searched) <= 500
+    assert f"on {EARLY_STOP_BOUNDARY_SAMPLES} samples instead of num_boundary_samples=500000" in caplog.text
+    assert "trainer.max_steps=2 but the schedule takes" in caplog.text
+    saved = torch.load(tmp_path / "ckpt" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    assert bool(saved["boundaries_ready"]) and torch.equal(saved["boundary_normals"], model.boundary_normals)

@@ -111,3 +111,43 @@ def test_common_attribute_rows():
     assert set(kept["attribute"]) == {"Smiling"} and "a: Male, Young" in note
     same, none = common_attribute_rows(df[df["attribute"] == "Smiling"])
     assert len(same) == 2 and none == ""
+
+
+def test_preset_by_path(capsys, cache, tmp_path):
+    """A preset is a name in benchmark/presets or a path to a YAML file; a missing file is one error line."""
+    from benchmark.runner import load_preset
+
+    path = tmp_path / "mine.yaml"
+    path.write_text("data: {name: synthfaces}\nattributes: [Smiling]\nmethods: [aign]\nseeds: [0]\n")
+    assert load_preset(str(path))["methods"] == ["aign"]
+    assert load_preset("smoke")["method_config"] == "demo"
+    one_error(capsys, ["run", "--preset", str(tmp_path / "nosuch.yaml")], "preset file", "does not exist")
+    one_error(capsys, ["run", "--preset", str(tmp_path / "folder" / "nosuch")], "does not exist")
+    no_network_trained(cache)
+
+
+def test_identity_judge_checked_before_training(capsys, cache, hq, monkeypatch):
+    """Without dlib the identity judge is trained, which needs identity labels: refused up front; with them, a
+    notice says which judge runs. dlib asked for without the extra is refused too."""
+    from benchmark.preflight import check_identity
+
+    monkeypatch.setattr("evaluators.identity_dlib.dlib_available", lambda: False)
+    with pytest.raises(UserError, match="no identity_CelebA.txt and dlib is not installed"):
+        check_identity("celebahq", hq, "auto")
+    with pytest.raises(UserError, match="no identity_CelebA.txt and identity_backend is trained"):
+        check_identity("celebahq", hq, "trained")
+    with pytest.raises(UserError, match=r"dlib needs the optional extra.*pip install -e '\.\[dlib\]'"):
+        check_identity("synthfaces", None, "dlib")
+    with pytest.raises(UserError, match="did you mean 'dlib'"):
+        check_identity("celebahq", hq, "dlb")
+    assert check_identity("synthfaces", None, "auto") == "trained"
+    capsys.readouterr()
+    (hq / "identity_CelebA.txt").write_text("001000.jpg 1\n")
+    assert check_identity("celebahq", hq, "auto") == "trained"
+    assert "notice: the dlib identity backend is not installed" in capsys.readouterr().out
+    monkeypatch.setattr("evaluators.identity_dlib.dlib_available", lambda: True)
+    (hq / "identity_CelebA.txt").unlink()
+    assert check_identity("celebahq", hq, "auto") == "dlib"  # dlib needs no labels (id_match is then NaN)
+    one_error(capsys, ["score", "--method", "identity", "--data", "celebahq", "--data-root", str(hq),
+                       "--attribute", "Smiling", "--identity-backend", "trained"], "no identity_CelebA.txt")
+    no_network_trained(cache)
