@@ -12,7 +12,7 @@ from torchvision.utils import make_grid
 
 from datamodules.base import float_to_uint8
 from datamodules.cache import atomic_write_bytes
-from evaluators.harness import evaluation_indices, reference_indices
+from evaluators.harness import evaluation_indices, method_columns, reference_indices
 
 
 def _label_strip(labels: list[str], cell: int, pad: int) -> Image.Image:
@@ -41,7 +41,8 @@ def edit_grid(dm, methods: dict, attribute: str, rows: int = 8, seed: int = 0) -
             if mode == "reference":
                 ref_i = reference_indices(test.attrs, test.identity, col, seed)[idx]
                 reference = torch.stack([test[int(i)]["image"] for i in ref_i])
-            columns.append(m.edit(x, src, tgt, 1.0, reference).clamp(-1, 1))
+            cols = method_columns(m, dm.attribute_names)  # a per-attribute model edits one of the columns
+            columns.append(m.edit(x, src[:, cols], tgt[:, cols], 1.0, reference).clamp(-1, 1))
             labels.append(name if len(m.edit_modes) == 1 else f"{name}:{mode[:3]}")
     if dm.has_counterfactuals:
         columns.append(dm.counterfactuals("test", idx, tgt))
@@ -58,18 +59,31 @@ def edit_grid(dm, methods: dict, attribute: str, rows: int = 8, seed: int = 0) -
     return out, labels
 
 
-def write_grids(ctx, dm) -> list[Path]:
-    from benchmark.runner import all_methods, load_unit_method
+def grid_methods(ctx, dm, attribute: str, seed: int, loaded: dict) -> dict:
+    """Each method's model that edits ``attribute`` (a per-attribute method's own model for it), by name;
+    ``loaded`` keeps models across attributes ((name, unit attribute) -> model, None when not trained)."""
+    from benchmark.runner import all_methods, load_unit_method, model_attribute, unit_name
 
-    seed = ctx.preset.get("seeds", [0])[0]
     methods = {}
     for name in all_methods(ctx, dm):
-        try:
-            methods[name] = load_unit_method(ctx, name, seed, dm)
-        except FileNotFoundError as err:
-            ctx.status(f"grid {name}", f"skipped: {err}")
+        unit = (name, model_attribute(ctx, name, attribute))
+        if unit not in loaded:
+            try:
+                loaded[unit] = load_unit_method(ctx, name, seed, dm, unit[1])
+            except FileNotFoundError as err:
+                loaded[unit] = None
+                ctx.status(f"grid {unit_name(*unit)}", f"skipped: {err}")
+        if loaded[unit] is not None:
+            methods[name] = loaded[unit]
+    return methods
+
+
+def write_grids(ctx, dm) -> list[Path]:
+    seed = ctx.preset.get("seeds", [0])[0]
+    loaded: dict = {}
     written = []
     for attribute in ctx.attributes:
+        methods = grid_methods(ctx, dm, attribute, seed, loaded)
         img, _ = edit_grid(dm, methods, attribute, ctx.preset.get("grids", {}).get("rows", 8), seed)
         buf = io.BytesIO()
         img.save(buf, format="PNG")

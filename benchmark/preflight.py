@@ -134,6 +134,19 @@ def check_identity(data: str, root: str | os.PathLike | None, backend: str = "au
     return "trained"
 
 
+def check_per_attribute(config: dict, multi_attribute: bool, source: str = "config") -> bool:
+    """Whether a method config trains one model per attribute: its ``per_attribute:`` key (true or false;
+    absent = false), forced true for a method class that edits one attribute per model (``multi_attribute``
+    False), which may not say ``per_attribute: false``."""
+    flag = config.get("per_attribute")
+    if flag is not None and not isinstance(flag, bool):
+        raise UserError(f"{source}: per_attribute must be true or false, got {flag!r}")
+    if flag is False and not multi_attribute:
+        raise UserError(f"{source}: per_attribute: false, but the method edits one attribute per model "
+                        "(multi_attribute = False); remove the key")
+    return bool(flag) or not multi_attribute
+
+
 # -- checkpoints -------------------------------------------------------------------------------------------
 def check_checkpoint(path: str | os.PathLike, method: str | None = None, attributes: Sequence[str] | None = None,
                      resolution: int | None = None) -> dict:
@@ -242,4 +255,4 @@ def check_new_rows(path: str | os.PathLike, keys: Iterable[dict], overwrite: boo
 
 
 __all__ = ["UserError", "check_attributes", "check_checkpoint", "check_data", "check_identity", "check_methods",
-           "check_new_rows", "check_preset", "check_realism", "closest", "identity_labels_file"]
+           "check_new_rows", "check_per_attribute", "check_preset", "check_realism", "closest", "identity_labels_file"]

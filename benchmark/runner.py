@@ -1,6 +1,7 @@
 """``python -m benchmark run``: train the evaluators, train every method, score it, write the leaderboard.
 
-Each (method, seed) training unit and each (method, attribute, strength, editing mode, seed) scoring unit is
+Each (method, seed) training unit — one per (method, attribute, seed) for a method that trains one model per
+attribute (see ``per_attribute``) — and each (method, attribute, strength, editing mode, seed) scoring unit is
 resumable: a finished unit is skipped on a re-run (``--force`` redoes it), a killed training resumes from its last
 checkpoint, and nothing written by a finished unit is lost.
 
@@ -74,11 +75,12 @@ def load_preset(name: str) -> dict:
     return preset
 
 
-def data_init_args(ctx: RunContext) -> dict:
+def data_init_args(ctx: RunContext, attribute: str | None = None) -> dict:
     """The data module's arguments. Methods train on (and the data module selects) the preset's attributes;
-    ``--attributes`` only narrows which of them are scored."""
+    ``--attributes`` only narrows which of them are scored. ``attribute``: the one attribute of a per-attribute
+    training unit (see ``per_attribute``)."""
     args = dict(ctx.preset["data"].get("init_args", {}))
-    args["attributes"] = list(ctx.preset["attributes"])
+    args["attributes"] = [attribute] if attribute else list(ctx.preset["attributes"])
     if ctx.data_root:
         args["root"] = ctx.data_root
     return args
@@ -103,9 +105,44 @@ def _config_path(method: str, preset: str) -> Path:
     return local if local.exists() else config_path(method, preset)
 
 
-def method_config(ctx: RunContext, method: str, seed: int, unit_dir: Path) -> Path:
+def read_method_config(ctx: RunContext, method: str) -> dict:
+    """The method's preset config as written (empty when it has none)."""
+    src = _config_path(method, ctx.preset["method_config"])
+    return (yaml.safe_load(src.read_text()) or {}) if src.exists() else {}
+
+
+def per_attribute(ctx: RunContext, method: str) -> bool:
+    """Whether ``method`` trains one model per scored attribute, each on that attribute alone: its preset config
+    says ``per_attribute: true`` (the official releases of some methods train one model per attribute) or its
+    class edits one attribute per model (``multi_attribute = False``). Methods without training never do."""
+    from methods.base import get_method
+
+    cls = get_method(method)
+    if not cls.needs_training:
+        return False
+    src = _config_path(method, ctx.preset["method_config"])
+    return preflight.check_per_attribute(read_method_config(ctx, method), cls.multi_attribute, str(src))
+
+
+def unit_attributes(ctx: RunContext, method: str) -> list[str | None]:
+    """The attribute of each of ``method``'s training units: every scored attribute for a per-attribute method,
+    else ``[None]`` (one unit on all the preset's attributes)."""
+    return list(ctx.attributes) if per_attribute(ctx, method) else [None]
+
+
+def model_attribute(ctx: RunContext, method: str, attribute: str) -> str | None:
+    """The training unit whose model scores ``attribute``: its own (per-attribute methods) or the one (None)."""
+    return attribute if per_attribute(ctx, method) else None
+
+
+def unit_name(method: str, attribute: str | None = None) -> str:
+    """``<method>`` or, for a per-attribute unit, ``<method>@<Attribute>``."""
+    return f"{method}@{attribute}" if attribute else method
+
+
+def method_config(ctx: RunContext, method: str, seed: int, unit_dir: Path, attribute: str | None = None) -> Path:
     """The method's preset config with this run's data, seed, devices and checkpoint folder, saved in the unit."""
-    cfg = effective_config(ctx, method, seed, unit_dir)
+    cfg = effective_config(ctx, method, seed, unit_dir, attribute)
     path = unit_dir / "config.yaml"
     unit_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -114,9 +151,11 @@ def method_config(ctx: RunContext, method: str, seed: int, unit_dir: Path) -> Pa
     return path
 
 
-def effective_config(ctx: RunContext, method: str, seed: int, unit_dir: Path) -> dict:
-    """The config a training unit runs: the method's preset config with this run's data, seed, devices and
-    checkpoint folder (nothing is written)."""
+def effective_config(ctx: RunContext, method: str, seed: int, unit_dir: Path, attribute: str | None = None
+                     ) -> dict:
+    """The config a training unit runs: the method's preset config with this run's data (``attribute`` alone for
+    a per-attribute unit), seed, devices and checkpoint folder, and ``per_attribute`` stated (nothing is
+    written)."""
     src = _config_path(method, ctx.preset["method_config"])
     if not src.exists():
         raise UserError(f"{method} has no {src.name} config at {src}")
@@ -126,11 +165,12 @@ def effective_config(ctx: RunContext, method: str, seed: int, unit_dir: Path) ->
     _discover()
     data_cls = _DATAMODULES[ctx.data]
     cfg["data"] = {"class_path": f"{data_cls.__module__}.{data_cls.__qualname__}",
-                   "init_args": {**cfg.get("data", {}).get("init_args", {}), **data_init_args(ctx)}}
+                   "init_args": {**cfg.get("data", {}).get("init_args", {}), **data_init_args(ctx, attribute)}}
     if ctx.data != "synthfaces":
         cfg["data"]["init_args"] = {k: v for k, v in cfg["data"]["init_args"].items()
                                     if k not in ("num_identities", "images_per_identity", "correlation", "nuisance")}
     cfg["seed_everything"] = seed
+    cfg["per_attribute"] = attribute is not None
     trainer = cfg.setdefault("trainer", {})
     trainer["default_root_dir"] = str(unit_dir)
     trainer.update({k: v for k, v in ctx.preset.get("trainer", {}).items()})
@@ -177,48 +217,65 @@ def paper_differences(effective: dict, paper: dict) -> list[tuple[str, object, o
     return [(k, a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)]
 
 
-def describe_units(ctx: RunContext, seed: int = 0) -> str:
-    """For every trained method: effective resolution, attributes and steps, and what differs from its paper.yaml
-    (a Markdown table). Written to ``<out>/preset_vs_paper.md`` by the train stage; printed by ``--dry-run``."""
+def paper_config(method: str) -> dict:
+    """The method's paper.yaml with ``per_attribute`` resolved as the runner resolves it (empty: no paper.yaml)."""
     from methods.base import get_method
 
-    lines = ["| method | resolution | attributes | max_steps | differences from the method's paper.yaml |",
+    path = _config_path(method, "paper")
+    if not path.exists():
+        return {}
+    paper = yaml.safe_load(path.read_text()) or {}
+    return {**paper, "per_attribute": preflight.check_per_attribute(paper, get_method(method).multi_attribute,
+                                                                    str(path))}
+
+
+def describe_units(ctx: RunContext, seed: int = 0) -> str:
+    """For every training unit (one per method, or one per scored attribute of a per-attribute method):
+    effective resolution, attributes and steps, and what differs from the method's paper.yaml (a Markdown
+    table). Written to ``<out>/preset_vs_paper.md`` by the train stage; printed by ``--dry-run``."""
+    from methods.base import get_method
+
+    lines = ["| unit | resolution | attributes | max_steps | differences from the method's paper.yaml |",
              "|---|---|---|---|---|"]
     for method in ctx.methods:
         if not get_method(method).needs_training:
             continue
-        cfg = effective_config(ctx, method, seed, final_checkpoint(ctx, method, seed).parent)
-        paper_path = _config_path(method, "paper")
-        paper = yaml.safe_load(paper_path.read_text()) if paper_path.exists() else {}
-        diffs = paper_differences(cfg, paper)
-        shown = "; ".join(f"{k}: {p!r} -> {e!r}" for k, p, e in diffs) or "none"
-        d = cfg["data"]["init_args"]
-        lines.append(f"| {method} | {d.get('resolution')} | {', '.join(d.get('attributes', []))} | "
-                     f"{cfg['trainer'].get('max_steps')} | {shown} |")
+        paper = paper_config(method)
+        for attribute in unit_attributes(ctx, method):
+            cfg = effective_config(ctx, method, seed, final_checkpoint(ctx, method, seed, attribute).parent,
+                                   attribute)
+            diffs = paper_differences(cfg, paper)
+            shown = "; ".join(f"{k}: {p!r} -> {e!r}" for k, p, e in diffs) or "none"
+            d = cfg["data"]["init_args"]
+            lines.append(f"| {unit_name(method, attribute)} | {d.get('resolution')} | "
+                         f"{', '.join(d.get('attributes', []))} | {cfg['trainer'].get('max_steps')} | {shown} |")
     return "\n".join(lines) + "\n"
 
 
-def final_checkpoint(ctx: RunContext, method: str, seed: int) -> Path:
-    """Where a finished training unit's checkpoint lives; the folder name carries a hash of everything that
-    changes the training (method config, data arguments, trainer settings), so a changed preset retrains."""
+def final_checkpoint(ctx: RunContext, method: str, seed: int, attribute: str | None = None) -> Path:
+    """Where a finished training unit's checkpoint lives: ``<method>[@<attribute>]-seed<seed>-<hash>/``, the hash
+    of everything that changes the training (method config, data arguments with the unit's attributes, trainer
+    settings), so a changed preset retrains."""
     from datamodules.cache import config_hash
 
     src = _config_path(method, ctx.preset["method_config"])
-    key = {"config": src.read_text() if src.exists() else None, "data": ctx.data, "data_args": data_init_args(ctx),
-           "trainer": ctx.preset.get("trainer", {}), "accelerator": ctx.accelerator, "devices": ctx.devices}
-    return ctx.work / f"{method}-seed{seed}-{config_hash(key, 8)}" / "final.ckpt"
+    key = {"config": src.read_text() if src.exists() else None, "data": ctx.data,
+           "data_args": data_init_args(ctx, attribute), "trainer": ctx.preset.get("trainer", {}),
+           "accelerator": ctx.accelerator, "devices": ctx.devices}
+    return ctx.work / f"{unit_name(method, attribute)}-seed{seed}-{config_hash(key, 8)}" / "final.ckpt"
 
 
-def train_unit(ctx: RunContext, method: str, seed: int) -> Path:
-    unit = f"train {method} seed={seed}"
-    final = final_checkpoint(ctx, method, seed)
+def train_unit(ctx: RunContext, method: str, seed: int, attribute: str | None = None) -> Path:
+    """Train one unit (``attribute``: the one attribute of a per-attribute unit), or skip it when finished."""
+    unit = f"train {unit_name(method, attribute)} seed={seed}"
+    final = final_checkpoint(ctx, method, seed, attribute)
     if final.exists() and not ctx.force:
         ctx.status(unit, "done already, skipped")
         return final
     unit_dir = final.parent
     if ctx.force and unit_dir.exists():
         shutil.rmtree(unit_dir)
-    config = method_config(ctx, method, seed, unit_dir)
+    config = method_config(ctx, method, seed, unit_dir, attribute)
     cmd = [sys.executable, "-m", "benchmark", "train", "--config", str(config)]
     last = unit_dir / "checkpoints" / "last.ckpt"
     if last.exists():
@@ -244,26 +301,28 @@ def train_unit(ctx: RunContext, method: str, seed: int) -> Path:
 
 
 # -- scoring -----------------------------------------------------------------------------------------------
-def load_unit_method(ctx: RunContext, method: str, seed: int, dm):
+def load_unit_method(ctx: RunContext, method: str, seed: int, dm, attribute: str | None = None):
+    """The trained model of a unit (``attribute``: of a per-attribute unit), or a reference point built on ``dm``."""
     from methods.base import get_method, load_method
 
     cls = get_method(method)
     if not cls.needs_training:
         return cls(attribute_names=dm.attribute_names, image_size=dm.resolution)
-    final = final_checkpoint(ctx, method, seed)
+    final = final_checkpoint(ctx, method, seed, attribute)
     if not final.exists():
-        raise FileNotFoundError(f"{method} seed {seed} is not trained yet ({final}); run the train stage first")
+        raise FileNotFoundError(f"{unit_name(method, attribute)} seed {seed} is not trained yet ({final}); run the "
+                                "train stage first")
     return load_method(str(final))
 
 
-def checkpoint_id(ctx: RunContext, method: str, seed: int) -> str:
+def checkpoint_id(ctx: RunContext, method: str, seed: int, attribute: str | None = None) -> str:
     """What a score row was computed from: ``<unit>/<sha256[:12] of final.ckpt>``, or ``reference`` for methods
     without training. Retraining (a fresh clone, a changed config) gives another id."""
     from methods.base import get_method
 
     if not get_method(method).needs_training:
         return "reference"
-    final = final_checkpoint(ctx, method, seed)
+    final = final_checkpoint(ctx, method, seed, attribute)
     digest = hashlib.sha256()
     with open(final, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -284,9 +343,10 @@ def row_judges(row: dict) -> str:
     return "|".join(str(row.get(c, "nan")) for c in JUDGE_COLUMNS)
 
 
-def archive_stale_rows(ctx: RunContext, paths: list[Path], current: dict[tuple[str, int], str],
+def archive_stale_rows(ctx: RunContext, paths: list[Path], current: dict[tuple[str, str, int], str],
                        judges: str | None = None) -> None:
-    """Move result rows that were not scored from this run's checkpoints (``provenance.json``), or were scored
+    """Move result rows that were not scored from this run's checkpoints (``current``: the checkpoint id of each
+    (method, attribute, seed); ids in ``provenance.json``), or were scored
     by other judges than ``judges`` (classifier, identity encoder, realism reference: any method's rows), to
     ``archive/<time>/``, so they are neither skipped as finished, nor silently overwritten, nor averaged with
     rows scored by these judges."""
@@ -301,9 +361,10 @@ def archive_stale_rows(ctx: RunContext, paths: list[Path], current: dict[tuple[s
         df = read_results(path)
         if not len(df):
             continue
-        scored_now = {m for m, _ in current}  # rows of methods outside this run are left alone
+        scored_now = {m for m, _, _ in current}  # rows of methods outside this run are left alone
         keep = [(r["method"] not in scored_now
-                 or checkpoint_of(prov.get(provenance_key(path, r))) == current.get((r["method"], int(r["seed"]))))
+                 or checkpoint_of(prov.get(provenance_key(path, r)))
+                 == current.get((r["method"], r["attribute"], int(r["seed"]))))
                 and (judges is None or row_judges(r) == judges)
                 for r in df.to_dict("records")]
         stale = df[[not k for k in keep]]
@@ -332,15 +393,32 @@ def record_provenance(ctx: RunContext, path: Path, key: dict, checkpoint: str, j
     atomic_write_bytes(prov_path, json.dumps(prov, indent=1, sort_keys=True).encode())
 
 
+def current_checkpoints(ctx: RunContext, dm) -> dict[tuple[str, str, int], str]:
+    """The checkpoint id each (method, attribute, seed) of the preset is scored from, where that model is trained
+    (a per-attribute method's attributes each have their own model)."""
+    from methods.base import get_method
+
+    ids: dict[tuple[str, str | None, int], str] = {}  # one hash per checkpoint, however many attributes it edits
+    current = {}
+    for seed in ctx.preset.get("seeds", [0]):
+        for method in all_methods(ctx, dm):
+            for attribute in ctx.preset["attributes"]:
+                unit = model_attribute(ctx, method, attribute)
+                if get_method(method).needs_training and not final_checkpoint(ctx, method, seed, unit).exists():
+                    continue
+                if (method, unit, seed) not in ids:
+                    ids[(method, unit, seed)] = checkpoint_id(ctx, method, seed, unit)
+                current[(method, attribute, seed)] = ids[(method, unit, seed)]
+    return current
+
+
 def score_units(ctx: RunContext, dm, bundle) -> None:
     from evaluators.suite import SCORE_COLUMNS, judge_hashes, score
     from methods.base import get_method
 
     sc = ctx.preset.get("scoring", {})
     scores, sweep = ctx.out / "scores.csv", ctx.out / "strength_sweep.csv"
-    current = {(method, seed): checkpoint_id(ctx, method, seed)
-               for seed in ctx.preset.get("seeds", [0]) for method in all_methods(ctx, dm)
-               if not get_method(method).needs_training or final_checkpoint(ctx, method, seed).exists()}
+    current = current_checkpoints(ctx, dm)
     judges = row_judges(judge_hashes(bundle))
     archive_stale_rows(ctx, [scores, sweep], current, judges)
     trainer_kwargs = {"accelerator": ctx.accelerator or ctx.preset.get("trainer", {}).get("accelerator", "cpu"),
@@ -348,7 +426,7 @@ def score_units(ctx: RunContext, dm, bundle) -> None:
     for seed in ctx.preset.get("seeds", [0]):
         for method in all_methods(ctx, dm):
             cls = get_method(method)
-            m = None
+            models = {}  # unit attribute (None: the one model) -> the loaded model, loaded when first needed
             units = []
             for mode in cls.edit_modes:  # every declared editing mode is its own row (and sweep)
                 units += [(a, 1.0, mode, sc.get("max_images"), scores) for a in ctx.attributes]
@@ -362,15 +440,17 @@ def score_units(ctx: RunContext, dm, bundle) -> None:
                 if has_row(path, key) and not ctx.force:
                     ctx.status(unit, "done already, skipped")
                     continue
-                if m is None:
-                    m = load_unit_method(ctx, method, seed, dm)
+                trained_on = model_attribute(ctx, method, attribute)
+                if trained_on not in models:
+                    models[trained_on] = load_unit_method(ctx, method, seed, dm, trained_on)
+                m = models[trained_on]
                 t0 = time.time()
                 per_image = ctx.out / "per_image" / f"{method}_{mode}_{attribute}_s{strength:g}_seed{seed}.csv"
                 row = score(m, dm, attribute, bundle, strength, max_images, sc.get("batch_size", 64), seed,
                             trainer_kwargs, per_image_path=per_image, mode=mode)
                 row["deviations"] = deviation_count(ctx, method)
                 append_rows(path, [row], SCORE_COLUMNS, overwrite=ctx.force)
-                record_provenance(ctx, path, key, current[(method, seed)], judges)
+                record_provenance(ctx, path, key, current[(method, attribute, seed)], judges)
                 ctx.status(unit, f"success={row['success']:.3f} attr_acc={row['attr_acc']:.3f} "
                                  f"id_match={row['id_match']:.3f}",
                            time.time() - t0)
@@ -418,6 +498,8 @@ def preflight_run(ctx: RunContext, stages: tuple[str, ...]) -> None:
             src = _config_path(m, ctx.preset["method_config"])
             if get_method(m).needs_training and not src.exists():
                 raise UserError(f"{m} has no {src.name} config at {src}; set method_config in the preset")
+    for m in ctx.methods:
+        per_attribute(ctx, m)  # a malformed per_attribute key stops here
     if "score" in stages:
         ev = ctx.preset.setdefault("evaluators", {})
         ev["realism"] = preflight.check_realism(ev.get("realism", "auto"), ev.get("inception_weights"))
@@ -481,7 +563,8 @@ def main(argv: list[str] | None = None) -> int:
         for seed in preset.get("seeds", [0]):
             for method in ctx.methods:
                 if get_method(method).needs_training:
-                    train_unit(ctx, method, seed)
+                    for attribute in unit_attributes(ctx, method):
+                        train_unit(ctx, method, seed, attribute)
     dm = bundle = None
     if "score" in stages or "grids" in stages:
         from evaluators.suite import EvaluatorConfig, build_evaluators, describe

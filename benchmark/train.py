@@ -1,7 +1,9 @@
 """Train a method from a LightningCLI YAML config: ``python -m benchmark train --config CONFIG.yaml``.
 
 The config names the method (``model.class_path``), the data set (``data.class_path``) and the trainer. The
-method's ``attribute_names`` and ``image_size`` are linked from the data module, so they are set once.
+method's ``attribute_names`` and ``image_size`` are linked from the data module, so they are set once. A config
+with ``per_attribute: true`` trains one model per attribute: ``benchmark run`` gives each unit one attribute, and a
+config trained by hand must name one.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from lightning.pytorch.cli import LightningCLI
 
+from benchmark.preflight import UserError
 from datamodules.base import FaceDataModule
 from methods.base import EditingMethod
 
@@ -27,6 +30,20 @@ class EditingCLI(LightningCLI):
         # documentation only (benchmark/deviations.py): what the config changes relative to the official code
         parser.add_argument("--deviations", type=list[dict[str, Any]] | None, default=None,
                             help="the config's declared deviations from the official code (not used in training)")
+        # read by `benchmark run`, which trains one unit per attribute; here it only checks the data's attributes
+        parser.add_argument("--per_attribute", type=bool, default=False,
+                            help="the method trains one model per attribute (data.init_args.attributes: one name)")
+
+    def before_instantiate_classes(self) -> None:
+        cfg = self.config[self.subcommand] if self.subcommand else self.config
+        check_one_attribute(bool(cfg.get("per_attribute")), cfg.get("data.init_args.attributes"))
+
+
+def check_one_attribute(per_attribute: bool, attributes: Sequence[str] | None) -> None:
+    """A per-attribute config trains on exactly one attribute (``benchmark run`` sets it per unit)."""
+    if per_attribute and (attributes is None or len(attributes) != 1):
+        raise UserError(f"the config says per_attribute: true but data.init_args.attributes is {attributes}; name "
+                        "one attribute, or let `python -m benchmark run` train one unit per attribute")
 
 
 def make_cli(args: Sequence[str] | None = None, run: bool = True) -> EditingCLI:

@@ -176,6 +176,17 @@ def evaluation_indices(n: int, max_images: int | None, seed: int) -> list[int]:
     return sorted(perm.tolist())
 
 
+def method_columns(method: EditingMethod, attribute_names: list[str]) -> list[int]:
+    """The columns of a data module's attributes (named ``attribute_names``) that ``method`` edits, in the
+    method's order: ``attrs[:, method_columns(...)]`` is what its ``edit`` takes. A per-attribute model knows one
+    of the data module's attributes; a multi-attribute model all of them."""
+    missing = [a for a in method.attribute_names if a not in attribute_names]
+    if missing:
+        raise ValueError(f"{method.method_name} edits {method.attribute_names} but the data module selects "
+                         f"{list(attribute_names)}; build the data module with the method's attributes")
+    return [list(attribute_names).index(a) for a in method.attribute_names]
+
+
 def reference_indices(attrs: torch.Tensor, identity: torch.Tensor, column: int, seed: int) -> torch.Tensor:
     """For each test image, a seeded test image with the opposite value of ``column`` and another identity."""
     g = torch.Generator().manual_seed(seed + 7919)
@@ -206,13 +217,15 @@ class ScoringModule(L.LightningModule):
         self.id_encoder = bundle.identity.model
         self.space = bundle.space
         self.attribute, self.strength, self.batch_size = attribute, float(strength), batch_size
-        self.column = method.attribute_index(attribute)
+        method.attribute_index(attribute)  # the method must edit the scored attribute
+        self.column = dm.attribute_names.index(attribute)  # in the data module's attrs (src / tgt below)
+        self.method_columns = method_columns(method, dm.attribute_names)  # what the method's edit takes
         self.clf_column = bundle.classifier.model.attribute_names.index(attribute)
         test = dm.dataset("test")
         self.indices = evaluation_indices(len(test), max_images, seed)
         self.uses_reference = self.mode == "reference"  # exemplars only in reference mode
         if self.uses_reference:
-            self.ref_index = reference_indices(test.attrs, test.identity, dm.attribute_names.index(attribute), seed)
+            self.ref_index = reference_indices(test.attrs, test.identity, self.column, seed)
         self.seed, self.per_image_path, self.bootstrap_resamples = seed, per_image_path, bootstrap_resamples
         self.id_threshold = float(bundle.identity.threshold)
         # classifier columns -> data module columns, where the data set labels that attribute (else -1)
@@ -279,7 +292,8 @@ class ScoringModule(L.LightningModule):
         if x.is_cuda:
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        edit = self.method.edit(x, src, tgt, strength=self.strength, reference=reference)
+        cols = self.method_columns
+        edit = self.method.edit(x, src[:, cols], tgt[:, cols], strength=self.strength, reference=reference)
         if x.is_cuda:
             torch.cuda.synchronize()
         self.edit_seconds.update(torch.tensor(time.perf_counter() - t0, dtype=torch.float64))

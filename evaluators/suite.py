@@ -15,7 +15,7 @@ import torch
 
 from datamodules.base import FaceDataModule
 from evaluators.classifier import get_attribute_classifier
-from evaluators.harness import EvaluatorBundle, ScoringModule, evaluation_indices
+from evaluators.harness import EvaluatorBundle, ScoringModule, evaluation_indices, method_columns
 from evaluators.identity_dlib import dlib_available, dlib_identity_report
 from evaluators.identity_encoder import IdentityReport, get_identity_encoder
 from evaluators.realism import MIN_REALISM_IMAGES, MatchedReference, build_feature_space, reference_stats
@@ -119,6 +119,8 @@ def score(method: EditingMethod, dm: FaceDataModule, attribute: str, bundle: Eva
           kid_subset_size: int = 1000, min_realism_images: int = MIN_REALISM_IMAGES, mode: str | None = None) -> dict:
     """Score ``method`` on flipping ``attribute`` over ``dm``'s test split; returns one row (SCORE_COLUMNS).
 
+    ``method`` edits the data module's attributes or some of them (a per-attribute model: one), by name.
+
     ``mode``: the editing mode (None = the method's default, ``edit_modes[0]``);
     ``per_image_path``: where the per-image outcomes go (CSV, written atomically by rank 0);
     ``kid_subset_size``: images per KID subset; ``min_realism_images``: fewest images per direction of the
@@ -127,9 +129,7 @@ def score(method: EditingMethod, dm: FaceDataModule, attribute: str, bundle: Eva
     """
     if method.synthetic_only and not dm.has_counterfactuals:
         raise ValueError(f"{method.method_name} only runs on data sets with exact counterfactuals")
-    if list(method.attribute_names) != list(dm.attribute_names):
-        raise ValueError(f"{method.method_name} edits {method.attribute_names} but the data module selects "
-                         f"{dm.attribute_names}; build the data module with the method's attributes")
+    method_columns(method, dm.attribute_names)  # every attribute the method edits is in the data module
     method.bind_datamodule(dm)
     refs = bundle.realism_references(dm, attribute)
     matched = bundle.matched_reference(dm, attribute, evaluation_indices(len(dm.dataset("test")), max_images, seed),

@@ -27,7 +27,9 @@ class EditingMethod(L.LightningModule):
     """Base class of every editing method.
 
     Capability flags (class attributes) tell the harness and the runner what a method can do:
-        multi_attribute:  one model edits every attribute in ``attribute_names``
+        multi_attribute:  one model edits every attribute in ``attribute_names``; False: a model knows one
+                          attribute, and the runner trains one per scored attribute (as a config's
+                          ``per_attribute: true`` asks of a multi-attribute method)
         supports_strength: ``strength`` scales the edit (1.0 = the method's nominal edit)
         reference_guided: ``edit`` can take ``reference`` exemplars
         needs_reference:  ``edit`` requires ``reference`` exemplars (the harness supplies seeded ones)
@@ -83,6 +85,9 @@ class EditingMethod(L.LightningModule):
         super().__init__()
         if not attribute_names:
             raise ValueError("a method needs at least one attribute name")
+        if not self.multi_attribute and len(attribute_names) != 1:
+            raise ValueError(f"{self.method_name or type(self).__name__} edits one attribute per model "
+                             f"(multi_attribute = False), got {list(attribute_names)}; train one model per attribute")
         self.attribute_names = list(attribute_names)
         self.image_size = int(image_size)
 

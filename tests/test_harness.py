@@ -214,3 +214,31 @@ def test_reference_passed_only_in_reference_mode(tiny_synth, bundle):
     assert ref["mode"] == "reference" and m.calls and all(m.calls)
     with pytest.raises(ValueError, match="modes"):
         score(_method("identity", tiny_synth), tiny_synth, "Smiling", bundle, mode="reference")
+
+
+class _OneAttributeMethod(get_method("identity")):
+    """The identity edit of a model that knows one attribute (per-attribute training), recording what it gets."""
+
+    multi_attribute = False
+
+    def edit(self, images, src_attrs, tgt_attrs, strength=1.0, reference=None):
+        self.check_edit_inputs(images, src_attrs, tgt_attrs, reference)  # (B, 1): its own attribute only
+        self.flipped.append(bool((src_attrs != tgt_attrs).all()))
+        return images.clone()
+
+
+def test_per_attribute_model_gets_its_own_column(tiny_synth, bundle):
+    """A model trained on one attribute is scored on a data module selecting more: its edit gets that attribute's
+    column, flipped, and the row equals the multi-attribute no-op's (the judges read every attribute)."""
+    m = _OneAttributeMethod(attribute_names=["Eyeglasses"], image_size=tiny_synth.resolution)
+    m.flipped = []
+    assert tiny_synth.attribute_names.index("Eyeglasses") > 0  # a column other than the first
+    row = score(m, tiny_synth, "Eyeglasses", bundle, max_images=8, batch_size=4)
+    assert m.flipped and all(m.flipped)
+    full = score(_method("identity", tiny_synth), tiny_synth, "Eyeglasses", bundle, max_images=8, batch_size=4)
+    for k in ("attr_acc", "attr_preservation", "id_match", "success"):
+        assert row[k] == pytest.approx(full[k], nan_ok=True), k
+    with pytest.raises(ValueError, match="trained on"):
+        score(m, tiny_synth, "Smiling", bundle, max_images=8)
+    with pytest.raises(ValueError, match="one attribute per model"):
+        _OneAttributeMethod(attribute_names=["Smiling", "Eyeglasses"])

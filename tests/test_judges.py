@@ -20,7 +20,8 @@ def test_rows_of_other_judges_are_archived(tmp_path: Path):
     from benchmark.runner import record_provenance
 
     record_provenance(ctx, tmp_path / "scores.csv", rows[2], "reference", row_judges(new))
-    archive_stale_rows(ctx, [tmp_path / "scores.csv"], {("identity", 0): "reference"}, row_judges(new))
+    current = {("identity", a, 0): "reference" for a in ("Smiling", "Young")}  # (method, attribute, seed) -> id
+    archive_stale_rows(ctx, [tmp_path / "scores.csv"], current, row_judges(new))
     left = pd.read_csv(tmp_path / "scores.csv")
     assert list(left["attribute"]) == ["Young"]  # the elegant row (not in this run) is archived too
     (archived,) = (tmp_path / "archive").glob("*/scores.csv")
