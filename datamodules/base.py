@@ -12,11 +12,11 @@ Only training batches of ``train_sampler="balanced"`` add
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from datamodules.augment import AugmentingCollate, CropFlip
 from datamodules.domains import BalancedDomainSampler, DomainTagged, dataset_attrs, derive_seed
@@ -144,41 +144,32 @@ class FaceDataModule(L.LightningDataModule):
             self.setup()
         return self.datasets[split]
 
-    def _loader(self, split: str, shuffle: bool, drop_last: bool = False) -> DataLoader:
-        ds = self.dataset(split)
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+    def _loader(self, split: str, shuffle: bool, drop_last: bool = False, dataset: Dataset | None = None,
+                sampler: Sampler | None = None, collate_fn: Callable | None = None) -> DataLoader:
+        """The loader of ``split`` (or of ``dataset``, a wrapper of it), in a seeded shuffle or ``sampler``'s order."""
+        ds = self.dataset(split) if dataset is None else dataset
+        generator = torch.Generator().manual_seed(self.seed) if shuffle or sampler is not None else None
         return DataLoader(
             ds,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             drop_last=drop_last and len(ds) > self.batch_size,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             generator=generator,
+            collate_fn=collate_fn,
         )
 
     def train_dataloader(self) -> DataLoader:
-        if self.train_sampler == "shuffle" and self.train_augment == "none":
-            return self._loader("train", shuffle=True, drop_last=True)
-        ds = self.dataset("train")
-        order: dict = {"shuffle": True}
+        ds, sampler, collate = self.dataset("train"), None, None
         if self.train_sampler == "balanced":
             sampler = BalancedDomainSampler(dataset_attrs(ds), seed=derive_seed(self.seed, "balanced"),
                                             attribute_names=self.attribute_names)
-            order = {"sampler": sampler}
             ds = DomainTagged(ds)
-        collate = AugmentingCollate(CropFlip(seed=derive_seed(self.seed, "crop_flip"))) \
-            if self.train_augment == "crop_flip" else None
-        return DataLoader(
-            ds,
-            batch_size=self.batch_size,
-            drop_last=len(ds) > self.batch_size,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            generator=torch.Generator().manual_seed(self.seed),
-            collate_fn=collate,
-            **order,
-        )
+        if self.train_augment == "crop_flip":
+            collate = AugmentingCollate(CropFlip(seed=derive_seed(self.seed, "crop_flip")))
+        return self._loader("train", shuffle=True, drop_last=True, dataset=ds, sampler=sampler, collate_fn=collate)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)
