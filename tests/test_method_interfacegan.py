@@ -230,3 +230,35 @@ def test_early_stopped_fit_searches_a_small_boundary_set_with_a_notice(tmp_path,
     assert "trainer.max_steps=2 but the schedule takes" in caplog.text
     saved = torch.load(tmp_path / "ckpt" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
     assert bool(saved["boundaries_ready"]) and torch.equal(saved["boundary_normals"], model.boundary_normals)
+
+
+def test_inversion_memo_reuses_codes_exactly_and_clears_on_new_weights(trained, monkeypatch):
+    import methods.interfacegan.module as mod
+
+    model, dm = trained[0].eval(), trained[1]
+    model._inversion_memo.clear()
+    batch = next(iter(dm.test_dataloader()))
+    x = batch["image"][:4]
+    calls = []
+    real = mod.optimise_codes
+    monkeypatch.setattr(mod, "optimise_codes", lambda *a, **k: calls.append(a[0].shape[0]) or real(*a, **k))
+    with torch.no_grad():
+        first = model.invert(x)
+        again = model.invert(x[[3, 1, 0]])       # another batch of the same images: memoised, no optimisation
+    assert calls == [4] and torch.equal(again, first[[3, 1, 0]])
+    model._inversion_memo.clear()
+    with torch.no_grad():
+        fresh = model.invert(x[[3, 1, 0]])       # batch composition does not change an image's code
+    assert torch.allclose(fresh, first[[3, 1, 0]], atol=1e-6) and calls == [4, 3]
+    with torch.no_grad():
+        model.invert(x[:2], steps=1)             # other settings: its own entry
+    assert calls == [4, 3, 2]
+    model.load_state_dict(model.state_dict())    # new weights empty the memo
+    assert len(model._inversion_memo) == 0
+    model.invert(x[:2])
+    model.train()
+    assert len(model._inversion_memo) == 0
+    model.train()
+    model.invert(x[:2])                          # training mode never memoises
+    assert len(model._inversion_memo) == 0
+    model.eval()

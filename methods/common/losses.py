@@ -45,3 +45,17 @@ def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Te
 def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)), summed over latent dims, averaged over the batch."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1).mean()
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor,  # noqa: ANN001
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """WGAN-GP penalty E[(||grad_x D(x_hat)||_2 - 1)^2] at random interpolates x_hat of ``real`` and ``fake``
+    (Gulrajani et al., 2017), images (B, C, H, W). ``critic(x)`` returns the adversarial logits (any shape,
+    summed per sample: a PatchGAN's map counts as one output), or a tuple whose first item they are (a critic
+    with an auxiliary classification head). Weight it yourself (lambda_gp = 10 in StarGAN and AttGAN)."""
+    alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype, generator=generator)
+    x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    out = critic(x_hat)
+    logits = out[0] if isinstance(out, tuple) else out
+    (grad,) = torch.autograd.grad(logits.sum(), x_hat, create_graph=True)
+    return (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()

@@ -19,6 +19,7 @@ the normal) -> render with the generator. The output is the generator's image: t
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 
@@ -141,6 +142,7 @@ class InterFaceGAN(EditingMethod):
 
     def train(self, mode: bool = True) -> InterFaceGAN:
         super().train(mode)
+        self._inversion_memo.clear()  # weights may change (training, a loaded checkpoint follows eval())
         self.generator_ema.eval()  # the EMA generator always renders with its running statistics
         return self
 
@@ -337,15 +339,47 @@ class InterFaceGAN(EditingMethod):
 
     # -- editing ---------------------------------------------------------------------------------------
     def invert(self, images: torch.Tensor, steps: int | None = None) -> torch.Tensor:
-        """Real images (B, 3, R, R) in [-1, 1] -> codes of ``code_kind``: encoder, then optimisation."""
+        """Real images (B, 3, R, R) in [-1, 1] -> codes of ``code_kind``: encoder, then optimisation.
+
+        In eval mode the codes are memoised per image (by its bytes and the inversion settings): each image's
+        inversion is independent of its batch (per-sample losses, element-wise Adam) and deterministic, so
+        editing the same image towards another attribute or strength reuses its code instead of redoing the
+        optimisation. Training mode, or any change of the weights through ``train()``, clears the memo."""
         h = self.hparams
+        steps = h.inversion_steps if steps is None else steps
+        memo = self._inversion_memo if not self.training else None
+        keys = [self._memo_key(img, steps) for img in images] if memo is not None else []
+        if memo is not None and keys and all(k in memo for k in keys):
+            return torch.stack([memo[k] for k in keys]).to(images.device)
         with torch.inference_mode(False), torch.no_grad():
             codes = self.encode(images.detach().clone())
             if self.code_kind == "wp":
                 codes = self.generator_ema.broadcast(codes).clone()
-        return optimise_codes(images, codes, self.render, self.encode,
-                              h.inversion_steps if steps is None else steps, h.inversion_lr,
-                              h.inversion_domain_weight, self.discriminator.features, h.inversion_feature_weight)
+        codes = optimise_codes(images, codes, self.render, self.encode, steps, h.inversion_lr,
+                               h.inversion_domain_weight, self.discriminator.features, h.inversion_feature_weight)
+        if memo is not None:
+            if len(memo) + len(keys) > self.INVERSION_MEMO_SIZE:
+                memo.clear()
+            memo.update({k: c.detach().cpu().clone() for k, c in zip(keys, codes)})
+        return codes
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # noqa: ANN001
+        self._inversion_memo.clear()  # new weights: memoised codes are stale
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    #: most memoised inversions (one code per image: (num_ws, w_dim) floats)
+    INVERSION_MEMO_SIZE = 50_000
+
+    @property
+    def _inversion_memo(self) -> dict[tuple, torch.Tensor]:
+        if not hasattr(self, "_memo"):
+            self._memo: dict[tuple, torch.Tensor] = {}
+        return self._memo
+
+    @staticmethod
+    def _memo_key(image: torch.Tensor, steps: int) -> tuple:
+        data = image.detach().float().cpu().contiguous().numpy().tobytes()
+        return (hashlib.sha1(data).hexdigest(), tuple(image.shape), int(steps))
 
     def directions(self, edited: Sequence[int]) -> torch.Tensor:
         """(K, D) unit directions: normal k projected off the ``conditional_on`` normals not in ``edited``."""
