@@ -7,7 +7,8 @@ latent mode none). Then:
   * attribute preservation: the classifier's reading of every other attribute on the edit equals the ground
     truth (the source label, which the edit must keep) where the data set labels it, else its reading of the input;
   * identity: cosine of identity embeddings of input and edit, and the share above the FAR=1e-3 threshold;
-  * success (headline): per image, target read AND identity matched AND every other attribute kept; with a
+  * success (headline): per image, the flip seen (source read on the input, target read on the edit) AND
+    identity matched AND every other attribute kept; with a
     95% bootstrap interval over test identities (evaluators/intervals.py) for success, attr_acc, id_match and
     attr_preservation; per-image outcomes are gathered over ranks and written once by rank 0;
   * realism: on exact-counterfactual data the Fréchet distance / KID of the edits to the exact counterfactuals
@@ -313,6 +314,7 @@ class ScoringModule(L.LightningModule):
         self.identity.update(emb_in, emb_edit)
         expected = self._expected_others(pred_in, src)
         target_read, id_cos, others_frac, others_kept = self._outcomes(pred_edit, emb_in, emb_edit, expected, tgt)
+        source_read = self._source_read(pred_in, src)
         f_edit = self._features(edit)
         if self.fd is not None:
             self.fd.update(f_edit)
@@ -338,12 +340,12 @@ class ScoringModule(L.LightningModule):
             if self.fd_floor is not None:
                 self.fd_floor.update(f_t)
             t_read, t_cos, _, t_kept = self._outcomes(pred_t, emb_in, emb_t, expected, tgt)
-            ceiling = self._success(t_read, t_cos, t_kept)
+            ceiling = self._success(source_read, t_read, t_cos, t_kept)
         self.per_image.update(
-            index=batch["index"], identity=batch["identity"], target_value=want, target_read=target_read,
-            id_cos=id_cos, id_match=self._match(id_cos), others_kept=others_kept,
-            success=self._success(target_read, id_cos, others_kept), cf_l1=cf_l1, others_frac=others_frac,
-            success_ceiling=ceiling)
+            index=batch["index"], identity=batch["identity"], target_value=want, source_read=source_read,
+            target_read=target_read, id_cos=id_cos, id_match=self._match(id_cos), others_kept=others_kept,
+            success=self._success(source_read, target_read, id_cos, others_kept), cf_l1=cf_l1,
+            others_frac=others_frac, success_ceiling=ceiling)
 
     def _expected_others(self, pred_in: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
         """What every classifier attribute should read on a faithful edit (B, K_clf) in {0, 1}: the source
@@ -364,15 +366,23 @@ class ScoringModule(L.LightningModule):
         frac = same.mean(1) if same.shape[1] else torch.ones_like(id_cos)
         return target_read, id_cos, frac, (frac == 1).double()
 
+    def _source_read(self, pred_in: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+        """Per image (B,): 1 where the classifier reads the *input* as the source value of the flipped attribute,
+        so that reading the target on the edit is a change the judge saw, not one of its false reads."""
+        return (pred_in[:, self.clf_column].round() == src[:, self.column].round()).double()
+
     def _match(self, id_cos: torch.Tensor) -> torch.Tensor:
         if math.isnan(self.id_threshold):
             return torch.full_like(id_cos, float("nan"))
         return (id_cos > self.id_threshold).double()  # the same rule as IdentityPreservation's id_match
 
-    def _success(self, target_read: torch.Tensor, id_cos: torch.Tensor, others_kept: torch.Tensor) -> torch.Tensor:
-        """Joint success per image: 1 when the target is read, identity matches and every other attribute is
-        kept; NaN where identity cannot be judged (no calibrated threshold)."""
-        return target_read * self._match(id_cos) * others_kept
+    def _success(self, source_read: torch.Tensor, target_read: torch.Tensor, id_cos: torch.Tensor,
+                 others_kept: torch.Tensor) -> torch.Tensor:
+        """Joint success per image: 1 when the classifier sees the flip (it reads the source value on the input
+        and the target value on the edit), identity matches and every other attribute is kept; NaN where identity
+        cannot be judged (no calibrated threshold). Requiring the source read on the input makes a method that
+        returns its input score exactly 0 whatever the classifier's false-read rate."""
+        return source_read * target_read * self._match(id_cos) * others_kept
 
     def on_test_epoch_end(self) -> None:
         r: dict[str, float] = {}
@@ -408,7 +418,7 @@ class ScoringModule(L.LightningModule):
                                                                   self.seed)
         if self.per_image_path and self.trainer.is_global_zero:
             table = pd.DataFrame({c: p[c] for c in PER_IMAGE_COLUMNS})
-            for c in ("index", "identity", "target_value", "target_read"):
+            for c in ("index", "identity", "target_value", "source_read", "target_read"):
                 table[c] = table[c].astype(int)
             buf = io.StringIO()
             table.to_csv(buf, index=False)

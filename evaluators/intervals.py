@@ -33,5 +33,5 @@ def identity_bootstrap(values: np.ndarray, identity: np.ndarray, resamples: int 
 
 
 #: per-image outcome columns of results/<data>/per_image/*.csv, in order
-PER_IMAGE_COLUMNS = ["index", "identity", "target_value", "target_read", "id_cos", "id_match", "others_kept",
-                     "success", "cf_l1"]
+PER_IMAGE_COLUMNS = ["index", "identity", "target_value", "source_read", "target_read", "id_cos", "id_match",
+                     "others_kept", "success", "cf_l1"]

@@ -31,6 +31,8 @@ def test_identity_reference_point(tiny_synth, bundle):
     # the no-op "succeeds" exactly where the classifier misreads the unedited image
     assert row["attr_acc"] == pytest.approx(float((pred == 1 - ds.attrs[:, col]).float().mean()), abs=1e-6)
     assert row["id_sim"] == pytest.approx(1.0, abs=1e-5) and row["id_match"] == 1.0
+    # ... but success needs the flip seen (source read on the input): a no-op scores exactly 0, false reads or not
+    assert row["success"] == 0.0 and row["success_hi"] == 0.0
     # preservation is judged against the true source labels, so the no-op pays the classifier's errors
     others = [a for a in clf.attribute_names if a != "Smiling" and a in tiny_synth.attribute_names]
     truth = torch.stack([ds.attrs[:, tiny_synth.attribute_names.index(a)] for a in others], 1)
@@ -131,7 +133,8 @@ def test_ddp_two_processes_match_one(tiny_synth, bundle, tmp_path):
 
 
 def test_success_from_hand_made_outcomes(tiny_synth, bundle):
-    """Joint success is the AND of target read, identity matched and every other attribute kept."""
+    """Joint success is the AND of the flip seen (source read on the input, target on the edit), identity matched
+    and every other attribute kept."""
     module = ScoringModule(_method("identity", tiny_synth), bundle, tiny_synth, "Smiling")
     t = module.clf_column
     k = len(module.classifier.attribute_names)
@@ -147,7 +150,20 @@ def test_success_from_hand_made_outcomes(tiny_synth, bundle):
     read, cos, frac, kept = module._outcomes(pred, emb_in, emb, expected, tgt)
     assert read.tolist() == [1, 1, 0, 1] and kept.tolist() == [1, 0, 1, 1]
     assert frac[1] == pytest.approx(1 - 1 / (k - 1))
-    assert module._success(read, cos, kept).tolist() == [1, 0, 0, 0]
+    seen = torch.ones(4)
+    assert module._success(seen, read, cos, kept).tolist() == [1, 0, 0, 0]
+    # the input already read as the target: not a change the judge saw, so no success (a no-op scores 0)
+    pred_in = expected.clone()
+    pred_in[0, t] = 1.0
+    src = tgt.clone()
+    src[:, module.column] = 0.0
+    seen = module._source_read(pred_in, src)
+    assert seen.tolist() == [0, 1, 1, 1]
+    assert module._success(seen, read, cos, kept).tolist() == [0, 0, 0, 0]
+    read2 = torch.ones(4)
+    kept2 = torch.ones(4)
+    cos2 = torch.ones(4)
+    assert module._success(seen, read2, cos2, kept2).tolist() == [0, 1, 1, 1]
 
 
 def test_results_csv_refuses_duplicates_and_writes_atomically(tmp_path):
