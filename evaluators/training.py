@@ -36,15 +36,15 @@ def clone_all_attributes(dm: FaceDataModule) -> FaceDataModule:
 
 
 def fit_quietly(model: L.LightningModule, dm: L.LightningDataModule | torch.utils.data.DataLoader, epochs: int,
-                desc: str) -> None:
-    """Fit ``model`` for ``epochs`` on ``dm`` (a data module or a train loader) on CPU/GPU (whatever is there)
-    without writing logs or checkpoints."""
+                desc: str, val: torch.utils.data.DataLoader | None = None) -> None:
+    """Fit ``model`` for ``epochs`` on ``dm`` (a data module or a train loader, with ``val`` its optional val
+    loader) on CPU/GPU (whatever is there) without writing logs or checkpoints."""
     log.info("training %s for %d epochs", desc, epochs)
     trainer = L.Trainer(max_epochs=epochs, accelerator="auto", devices=1, logger=False,
                         enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
                         deterministic=True)  # reproducible judges: same settings, same weights
     if isinstance(dm, torch.utils.data.DataLoader):
-        trainer.fit(model, train_dataloaders=dm)
+        trainer.fit(model, train_dataloaders=dm, val_dataloaders=val)
     else:
         trainer.fit(model, datamodule=dm)
 
