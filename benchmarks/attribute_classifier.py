@@ -21,7 +21,6 @@ from evaluators.training import clone_all_attributes
 DEMO_ATTRIBUTES = ["Smiling", "Eyeglasses", "Young"]
 
 
-
 def main() -> None:
     epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 6
     dm = SynthFacesDataModule(resolution=32, attributes=DEMO_ATTRIBUTES, seed=0)
