@@ -253,12 +253,21 @@ def test_inversion_memo_reuses_codes_exactly_and_clears_on_new_weights(trained, 
     with torch.no_grad():
         model.invert(x[:2], steps=1)             # other settings: its own entry
     assert calls == [4, 3, 2]
-    model.load_state_dict(model.state_dict())    # new weights empty the memo
-    assert len(model._inversion_memo) == 0
-    model.invert(x[:2])
     model.train()
-    assert len(model._inversion_memo) == 0
+    model.eval()                                 # a mode round trip (Lightning's after every test) keeps it
+    with torch.no_grad():
+        model.invert(x[[3, 1, 0]])
+    assert calls == [4, 3, 2]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        next(model.encoder.parameters()).add_(1e-3)   # new weights: the memo is stale, the codes recomputed
+        model.invert(x[[3, 1, 0]])
+    assert calls == [4, 3, 2, 3]
+    model.load_state_dict(state)
+    with torch.no_grad():
+        back = model.invert(x[[3, 1, 0]])
+    assert calls == [4, 3, 2, 3, 3] and torch.allclose(back, first[[3, 1, 0]], atol=1e-6)
     model.train()
     model.invert(x[:2])                          # training mode never memoises
-    assert len(model._inversion_memo) == 0
+    assert calls[-1] == 2
     model.eval()

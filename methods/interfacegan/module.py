@@ -142,7 +142,6 @@ class InterFaceGAN(EditingMethod):
 
     def train(self, mode: bool = True) -> InterFaceGAN:
         super().train(mode)
-        self._inversion_memo.clear()  # weights may change (training, a loaded checkpoint follows eval())
         self.generator_ema.eval()  # the EMA generator always renders with its running statistics
         return self
 
@@ -344,10 +343,11 @@ class InterFaceGAN(EditingMethod):
         In eval mode the codes are memoised per image (by its bytes and the inversion settings): each image's
         inversion is independent of its batch (per-sample losses, element-wise Adam) and deterministic, so
         editing the same image towards another attribute or strength reuses its code instead of redoing the
-        optimisation. Training mode, or any change of the weights through ``train()``, clears the memo."""
+        optimisation. The memo belongs to one state of the weights (a digest of every parameter and buffer,
+        checked on each call): new weights empty it. Training mode never uses it."""
         h = self.hparams
         steps = h.inversion_steps if steps is None else steps
-        memo = self._inversion_memo if not self.training else None
+        memo = self._current_memo() if not self.training else None
         keys = [self._memo_key(img, steps) for img in images] if memo is not None else []
         if memo is not None and keys and all(k in memo for k in keys):
             return torch.stack([memo[k] for k in keys]).to(images.device)
@@ -363,10 +363,6 @@ class InterFaceGAN(EditingMethod):
             memo.update({k: c.detach().cpu().clone() for k, c in zip(keys, codes)})
         return codes
 
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # noqa: ANN001
-        self._inversion_memo.clear()  # new weights: memoised codes are stale
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
-
     #: most memoised inversions (one code per image: (num_ws, w_dim) floats)
     INVERSION_MEMO_SIZE = 50_000
 
@@ -375,6 +371,20 @@ class InterFaceGAN(EditingMethod):
         if not hasattr(self, "_memo"):
             self._memo: dict[tuple, torch.Tensor] = {}
         return self._memo
+
+    def weights_digest(self) -> str:
+        """SHA-1 of every parameter and buffer (a few ms at demo size): the state the memo belongs to."""
+        digest = hashlib.sha1()
+        for t in [*self.parameters(), *self.buffers()]:
+            digest.update(t.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+    def _current_memo(self) -> dict[tuple, torch.Tensor]:
+        memo, now = self._inversion_memo, self.weights_digest()
+        if getattr(self, "_memo_weights", None) != now:
+            memo.clear()
+            self._memo_weights = now
+        return memo
 
     @staticmethod
     def _memo_key(image: torch.Tensor, steps: int) -> tuple:
