@@ -158,7 +158,8 @@ def to_markdown(board: pd.DataFrame) -> str:
                 cells[0] = f"≈ {cells[0]}"
             lines.append("| " + " | ".join(cells) + " |")
     sort = board.attrs.get("sorted_by", "success")
-    sorted_by = ("success (per image: target read AND identity matched AND every other attribute kept)"
+    sorted_by = ("success (per image: the flip seen — source read on the input, target read on the edit — AND "
+                 "identity matched AND every other attribute kept)"
                  if sort == "success" else f"{sort} (success is NaN in every row)")
     note = (f"\nSorted by {sorted_by}, "
             f"means over attributes at strength 1; [lo, hi] are 95% bootstrap intervals over test identities "
