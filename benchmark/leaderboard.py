@@ -178,3 +178,30 @@ def write_leaderboard(scores: pd.DataFrame, out: Path) -> str:
     md = to_markdown(board)
     atomic_write_bytes(out / "leaderboard.md", md.encode())
     return md
+
+
+#: the columns of gan_samples.md, in order
+GAN_SAMPLE_TABLE = ["method", "attribute", "n_samples", "success", "attr_acc", "attr_preservation", "id_sim",
+                    "id_match", "sample_realism", "realism_domain", "realism_domain_floor", "edit_ms"]
+
+
+def write_gan_sample_table(rows: pd.DataFrame, out: Path) -> str:
+    """``gan_samples.md``: the GAN-sample protocol's rows (one per method and attribute; means over seeds), under
+    a header that says they are not comparable with the real-image leaderboard. Returns the Markdown."""
+    cols = [c for c in GAN_SAMPLE_TABLE if c in rows.columns]
+    table = rows.groupby(["method", "attribute"], sort=True)[[c for c in cols[2:]]].mean().reset_index()
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in table.iterrows():
+        lines.append("| " + " | ".join(str(r[c]) if c in ("method", "attribute") else
+                                       (f"{int(r[c])}" if c == "n_samples" else f"{r[c]:.3f}") for c in cols) + " |")
+    metric = str(rows["realism_metric"].iloc[0]) if "realism_metric" in rows and len(rows) else "realism"
+    md = ("# GAN-sample editing (not comparable with the real-image leaderboard)\n\n"
+          "The method edits its own generator's samples along its directions (InterFaceGAN's protocol): no "
+          "inversion, and the source value of each sample is the attribute classifier's reading, not a label. "
+          "success = target read on the edit AND identity matched (sample vs edit) AND every other attribute read "
+          f"as on the sample. sample_realism: {metric} of the unedited samples to all train images (the "
+          "generator's own quality); realism_domain: of the edits to the train images of the target value (mean "
+          "over add / remove), floor = the unedited samples read as that value. See evaluators/gan_samples.py.\n\n"
+          + "\n".join(lines) + "\n")
+    atomic_write_bytes(out / "gan_samples.md", md.encode())
+    return md

@@ -220,7 +220,7 @@ PRESET_KEYS: dict[str, set[str] | None] = {
     "evaluators": {"classifier_epochs", "identity_epochs", "identity_renders", "identity_backend",
                    "batch_size", "seed", "realism",
                    "inception_weights", "realism_real_images", "kid_images"},
-    "scoring": {"max_images", "batch_size", "strength_sweep", "sweep_attribute", "sweep_max_images"},
+    "scoring": {"max_images", "batch_size", "strength_sweep", "sweep_attribute", "sweep_max_images", "gan_samples"},
 }
 
 

@@ -456,6 +456,47 @@ def score_units(ctx: RunContext, dm, bundle) -> None:
                            time.time() - t0)
 
 
+def gan_sample_units(ctx: RunContext, dm, bundle) -> None:
+    """The GAN-sample protocol (evaluators/gan_samples.py) for every method that edits its own samples: one row
+    per (method, attribute, seed) in ``gan_samples.csv`` (``scoring.gan_samples`` samples; 0 or absent: off)."""
+    from evaluators.gan_samples import GAN_SAMPLE_COLUMNS, GAN_SAMPLE_MODE, score_gan_samples, supports_gan_samples
+    from evaluators.suite import judge_hashes
+    from methods.base import get_method
+
+    sc = ctx.preset.get("scoring", {})
+    n = int(sc.get("gan_samples") or 0)
+    methods = [m for m in ctx.methods if get_method(m).edits_own_samples]
+    if n <= 0 or not methods:
+        return
+    path = ctx.out / "gan_samples.csv"
+    current = current_checkpoints(ctx, dm)
+    judges = row_judges(judge_hashes(bundle))
+    archive_stale_rows(ctx, [path], current, judges)
+    for seed in ctx.preset.get("seeds", [0]):
+        for method in methods:
+            models = {}
+            for attribute in ctx.attributes:
+                key = {"method": method, "dataset": dm.name, "resolution": dm.resolution, "attribute": attribute,
+                       "strength": 1.0, "mode": GAN_SAMPLE_MODE, "seed": seed}
+                unit = f"gan-samples {method} {attribute} seed={seed}"
+                if has_row(path, key) and not ctx.force:
+                    ctx.status(unit, "done already, skipped")
+                    continue
+                trained_on = model_attribute(ctx, method, attribute)
+                if trained_on not in models:
+                    models[trained_on] = load_unit_method(ctx, method, seed, dm, trained_on)
+                if not supports_gan_samples(models[trained_on]):
+                    continue
+                t0 = time.time()
+                row = score_gan_samples(models[trained_on], dm, attribute, bundle, n, 1.0, seed,
+                                        sc.get("batch_size", 100))
+                append_rows(path, [row], GAN_SAMPLE_COLUMNS, overwrite=ctx.force)
+                record_provenance(ctx, path, key, current[(method, attribute, seed)], judges)
+                ctx.status(unit, f"success={row['success']:.3f} attr_acc={row['attr_acc']:.3f} "
+                                 f"id_match={row['id_match']:.3f} sample_realism={row['sample_realism']:.1f}",
+                           time.time() - t0)
+
+
 def deviation_count(ctx: RunContext, method: str) -> int | float:
     """How many deviations from the official code the method's preset config declares (NaN: no config)."""
     from benchmark.deviations import read_deviations
@@ -577,11 +618,17 @@ def main(argv: list[str] | None = None) -> int:
             write_evaluator_report(ctx, describe(bundle))
             ctx.status("evaluators", "ready", time.time() - t0)
             score_units(ctx, dm, bundle)
+            gan_sample_units(ctx, dm, bundle)
     if "leaderboard" in stages:
         from benchmark.leaderboard import write_leaderboard
 
         table = write_leaderboard(read_results(ctx.out / "scores.csv"), ctx.out)
         print(table)
+        gan = read_results(ctx.out / "gan_samples.csv")
+        if len(gan):
+            from benchmark.leaderboard import write_gan_sample_table
+
+            print(write_gan_sample_table(gan, ctx.out))
     if "plots" in stages:
         from benchmark.plots import write_plots
 

@@ -51,6 +51,9 @@ class EditingMethod(L.LightningModule):
     needs_training: ClassVar[bool] = True
     synthetic_only: ClassVar[bool] = False
     edit_modes: ClassVar[tuple[str, ...]] = ("latent",)
+    #: the method has a generator of its own and can edit its own samples (the GAN-sample protocol,
+    #: evaluators/gan_samples.py): it implements ``sample_codes``, ``render_codes`` and ``edit_codes``
+    edits_own_samples: ClassVar[bool] = False
     #: a named variant (another objective or architecture) of the registered method ``variant_of``: it lives in
     #: that method's package, and its configs in ``configs/<variant name>/`` there (see ``config_path``)
     variant_of: ClassVar[str | None] = None
@@ -114,6 +117,20 @@ class EditingMethod(L.LightningModule):
     def bind_datamodule(self, datamodule: Any) -> None:
         """Called by the harness before editing; only reference points that read the data set use it."""
 
+    # -- the GAN-sample protocol (only where ``edits_own_samples``; see evaluators/gan_samples.py) ---------
+    def sample_codes(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` latent codes (n, ...) of the method's own generator, drawn with ``generator`` (seeded, CPU)."""
+        raise NotImplementedError(f"{self.method_name} does not edit its own samples")
+
+    def render_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes (B, ...) -> images (B, 3, H, W) in [-1, 1] (deterministic in eval mode)."""
+        raise NotImplementedError(f"{self.method_name} does not edit its own samples")
+
+    def edit_codes(self, codes: torch.Tensor, src_attrs: torch.Tensor, tgt_attrs: torch.Tensor,
+                   strength: float = 1.0) -> torch.Tensor:
+        """Move codes (B, ...) of samples read as ``src_attrs`` (B, K) towards ``tgt_attrs`` (B, K), {0, 1}."""
+        raise NotImplementedError(f"{self.method_name} does not edit its own samples")
+
     # -- helpers shared by every method -----------------------------------------------------------------
     def attribute_index(self, name: str) -> int:
         try:
@@ -153,7 +170,7 @@ class EditingMethod(L.LightningModule):
         """The capability flags by name (``edit_modes`` is read directly: it is a tuple, not a flag)."""
         return {k: bool(getattr(cls, k)) for k in (
             "multi_attribute", "supports_strength", "reference_guided", "needs_reference",
-            "needs_training", "synthetic_only")}
+            "needs_training", "synthetic_only", "edits_own_samples")}
 
 
 def register_method(name: str):

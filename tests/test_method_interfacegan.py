@@ -7,6 +7,7 @@ import weakref
 
 import lightning as L
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -271,3 +272,32 @@ def test_inversion_memo_reuses_codes_exactly_and_clears_on_new_weights(trained, 
     model.invert(x[:2])                          # training mode never memoises
     assert calls[-1] == 2
     model.eval()
+
+
+def test_gan_sample_protocol_judges_the_methods_own_samples(trained, tiny_synth, bundle, tmp_path):
+    from benchmark.leaderboard import write_gan_sample_table
+    from evaluators.gan_samples import GAN_SAMPLE_COLUMNS, score_gan_samples
+
+    model = trained[0].eval()
+    row = score_gan_samples(model, tiny_synth, "Smiling", bundle, n=60, strength=1.0, seed=3, batch_size=25)
+    assert list(row) == GAN_SAMPLE_COLUMNS and row["n_samples"] == 60 and row["mode"] == "gan-sample"
+    # independently: the same seeded codes, the classifier's reading of each sample flipped, read on the edit
+    clf = bundle.classifier.model
+    g = torch.Generator().manual_seed(3)
+    codes = torch.cat([model.sample_codes(m, g) for m in (25, 25, 10)])
+    cols = [clf.attribute_names.index(a) for a in model.attribute_names]
+    samples = model.render_codes(codes)
+    src = clf.predict(samples)[:, cols]
+    tgt = src.clone()
+    tgt[:, 0] = 1 - tgt[:, 0]
+    edits = model.render_codes(model.edit_codes(codes, src, tgt, 1.0))
+    read = clf.predict(edits)[:, cols[0]]
+    assert row["attr_acc"] == pytest.approx(float((read == tgt[:, 0]).float().mean()), abs=1e-9)
+    assert 0.0 <= row["success"] <= row["attr_acc"] and row["success_lo"] <= row["success"] <= row["success_hi"]
+    assert np.isfinite(row["sample_realism"]) and row["sample_realism"] > 0
+    # strength 0 moves nothing: the edit is the sample, so nothing is flipped and nothing else changes
+    still = score_gan_samples(model, tiny_synth, "Smiling", bundle, n=60, strength=0.0, seed=3, batch_size=25)
+    assert still["attr_acc"] == 0.0 and still["success"] == 0.0 and still["attr_preservation"] == 1.0
+    assert still["id_sim"] == pytest.approx(1.0, abs=1e-5) and still["sample_realism"] == row["sample_realism"]
+    md = write_gan_sample_table(pd.DataFrame([row, still]), tmp_path)
+    assert "not comparable" in md and (tmp_path / "gan_samples.md").exists()

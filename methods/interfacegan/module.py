@@ -62,6 +62,7 @@ class InterFaceGAN(EditingMethod):
 
     supports_strength = True
     multi_attribute = True
+    edits_own_samples = True  # the paper's own protocol: edit GAN samples along the boundaries (no inversion)
 
     def __init__(
         self,
@@ -424,6 +425,29 @@ class InterFaceGAN(EditingMethod):
                 cache[key] = self.directions(key)
             delta[i] = amount[i] @ cache[key]
         return codes + (delta[:, None] if codes.ndim == 3 else delta)
+
+    # -- the GAN-sample protocol (evaluators/gan_samples.py) --------------------------------------------
+    def sample_codes(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Codes of the boundary space (n, D) of the EMA generator: z ~ N(0, I) drawn with ``generator``,
+        mapped to w when ``latent_space="w"``."""
+        z = torch.randn(n, self.hparams.z_dim, generator=generator, device="cpu").to(self.device)
+        if self.hparams.latent_space == "z":
+            return z
+        with torch.inference_mode(False), torch.no_grad():
+            return self.generator_ema.mapping(z)
+
+    def render_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(False), torch.no_grad():
+            return self.render(codes).clamp(-1, 1)
+
+    def edit_codes(self, codes: torch.Tensor, src_attrs: torch.Tensor, tgt_attrs: torch.Tensor,
+                   strength: float = 1.0) -> torch.Tensor:
+        """The same move as ``edit`` (``move``: towards signed distance +-edit_distance, conditional projection
+        as configured), applied to sampled codes instead of inverted ones."""
+        if not bool(self.boundaries_ready):
+            raise RuntimeError("interfacegan has no boundaries yet: train it (the last phase searches them)")
+        with torch.inference_mode(False), torch.no_grad():
+            return self.move(codes, src_attrs.float(), tgt_attrs.float(), strength)
 
     def edit(self, images, src_attrs, tgt_attrs, strength=1.0, reference=None):
         self.check_edit_inputs(images, src_attrs, tgt_attrs, reference)
