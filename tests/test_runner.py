@@ -242,3 +242,24 @@ def test_per_attribute_key_is_checked(tmp_path, monkeypatch, capsys):
     path.write_text(path.read_text().replace("per_attribute: true", "per_attribute: sometimes"))
     with pytest.raises(UserError, match="per_attribute must be true or false"):
         run_main(["--preset", tiny_preset(tmp_path, ["aif"]), "--output", str(tmp_path / "o"), "--stage", "train"])
+
+
+def test_gan_sample_units_write_their_own_table_and_resume(tmp_path, capsys):
+    preset_path = tiny_preset(tmp_path, ["interfacegan"])
+    preset = yaml.safe_load(open(preset_path))
+    preset["attributes"] = ["Smiling", "Young"]
+    preset["reference_points"] = ["identity"]
+    preset["scoring"].update(gan_samples=60, max_images=8, strength_sweep=[])
+    open(preset_path, "w").write(yaml.safe_dump(preset))
+    out = tmp_path / "results"
+    assert run_main(["--preset", preset_path, "--output", str(out), "--stage", "train", "score", "leaderboard"]) == 0
+    log = capsys.readouterr().out
+    gan = pd.read_csv(out / "gan_samples.csv")
+    assert list(gan["attribute"]) == ["Smiling", "Young"] and set(gan["mode"]) == {"gan-sample"}
+    assert (gan["n_samples"] == 60).all() and set(gan["method"]) == {"interfacegan"}
+    assert "gan-samples interfacegan Smiling seed=0" in log
+    assert "not comparable" in (out / "gan_samples.md").read_text()
+    assert "gan-sample" not in set(pd.read_csv(out / "scores.csv")["mode"])  # never mixed with real-image rows
+    assert run_main(["--preset", preset_path, "--output", str(out), "--stage", "score"]) == 0
+    assert "done already, skipped" in capsys.readouterr().out
+    assert len(pd.read_csv(out / "gan_samples.csv")) == 2
