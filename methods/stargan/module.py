@@ -54,7 +54,7 @@ class StarGAN(EditingMethod):
             rates are lowered every ``lr_update_step`` iterations once past ``num_iters - num_iters_decay``.
         lr_decay: "official": each update subtracts lr / num_iters_decay, as ``solver.py`` does (with its
             defaults the rates end 0.1 % lower); "linear": each subtracts lr * lr_update_step / num_iters_decay,
-            reaching 0 at ``num_iters``, the paper's "linearly decay the learning rate to 0".
+            reaching 0 at ``num_iters``: the linear decay to 0 the paper describes.
     """
 
     multi_attribute = True
