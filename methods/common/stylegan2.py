@@ -14,9 +14,11 @@ Facts follow NVlabs/stylegan2-ada-pytorch ``training/networks.py`` (written anew
 * discriminator ("resnet" architecture): fromRGB at the input resolution, per resolution two 3x3 convs (the second
   downsamples) plus a 1x1 downsampling skip, sums scaled by sqrt(1/2); epilogue at 4x4 with the minibatch standard
   deviation layer, a 3x3 conv, an FC layer and the output FC.
-* resampling by 2 with the [1, 3, 3, 1] FIR filter (zero-padded, as upfirdn2d): the filter runs as a separate
-  depthwise convolution before (up) or around (down) the 3x3 conv, not fused into a transposed / strided conv,
-  which differs from the official only at the borders.
+* resampling by 2 with the [1, 3, 3, 1] FIR filter (zero-padded, as upfirdn2d), run as depthwise convolutions:
+  upsampling convs are a stride-2 transposed 3x3 conv followed by the filter (gain 4), downsampling convs the
+  filter followed by a stride-2 3x3 conv, the skip paths filter-and-subsample then a 1x1 conv, and the skip
+  generator's images are upsampled by zero insertion and the filter (official ``conv2d_resample`` order and
+  padding; the weights are not flipped, which only relabels a randomly initialised kernel).
 * widths ``min(channel_max, channel_base // resolution)`` (official: channel_base 32768, or 16384 below 512 px).
 
 Images are float NCHW: the generator's output is linear (no tanh), trained towards real images in [-1, 1]
@@ -192,9 +194,28 @@ def truncate(ws: torch.Tensor, w_avg: torch.Tensor, psi: float = 1.0, cutoff: in
 
 
 # -- synthesis network ---------------------------------------------------------------------------------------
+def conv_up2(x: torch.Tensor, weight: torch.Tensor, kernel: torch.Tensor, groups: int = 1) -> torch.Tensor:
+    """x2 upsampling convolution (B, I, H, W) -> (B, O, 2H, 2W): stride-2 transposed conv with ``weight``
+    (O, I/groups, K, K) (K odd), then the FIR filter times 4 (official conv2d_resample, up=2). A quarter of the
+    cost of a 'same' conv at the output resolution."""
+    k = weight.shape[-1]
+    if groups == 1:
+        w = weight.transpose(0, 1)
+    else:  # (G*O', I', K, K) -> (G*I', O', K, K): the transposed conv's weight layout per group
+        o, i = weight.shape[0] // groups, weight.shape[1]
+        w = weight.reshape(groups, o, i, k, k).transpose(1, 2).reshape(groups * i, o, k, k)
+    y = F.conv_transpose2d(x, w, stride=2, groups=groups)          # (B, O, 2H + K - 2, ...)
+    fw = kernel.shape[-1]
+    pad0, pad1 = k // 2 + (fw + 1) // 2 - (k - 1), k // 2 + (fw - 2) // 2 - (k - 2)   # 1, 1 for K=3, [1,3,3,1]
+    y = F.pad(y, [pad0, pad1, pad0, pad1])
+    return F.conv2d(y, _depthwise(kernel * 4, y), groups=y.shape[1])
+
+
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True,
-                     noise: torch.Tensor | None = None, fused: bool = False) -> torch.Tensor:
-    """Modulated 'same' convolution: x (B, I, H, W), weight (O, I, K, K), styles (B, I) -> (B, O, H, W).
+                     noise: torch.Tensor | None = None, fused: bool = False, up_kernel: torch.Tensor | None = None
+                     ) -> torch.Tensor:
+    """Modulated 'same' convolution: x (B, I, H, W), weight (O, I, K, K), styles (B, I) -> (B, O, H, W), or with
+    ``up_kernel`` (the FIR kernel) the x2 upsampling convolution ``conv_up2`` -> (B, O, 2H, 2W).
 
     Per-sample weights w'_oik = w_oik s_i; with ``demodulate`` divided by sqrt(sum_ik w'^2 + 1e-8), so each
     output channel has unit expected variance for unit-variance i.i.d. input. ``noise`` (broadcastable to the
@@ -212,18 +233,20 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         w = weight[None] * styles[:, None, :, None, None]
         if dcoefs is not None:
             w = w * dcoefs[:, :, None, None, None]
-        y = F.conv2d(x.reshape(1, b * c_in, *x.shape[2:]), w.reshape(b * out_ch, c_in, k, k), padding=pad, groups=b)
+        x, w = x.reshape(1, b * c_in, *x.shape[2:]), w.reshape(b * out_ch, c_in, k, k)
+        y = F.conv2d(x, w, padding=pad, groups=b) if up_kernel is None else conv_up2(x, w, up_kernel, groups=b)
         y = y.reshape(b, out_ch, *y.shape[2:])
     else:
-        y = F.conv2d(x * styles[:, :, None, None], weight, padding=pad)
+        x = x * styles[:, :, None, None]
+        y = F.conv2d(x, weight, padding=pad) if up_kernel is None else conv_up2(x, weight, up_kernel)
         if dcoefs is not None:
             y = y * dcoefs[:, :, None, None]
     return y + noise if noise is not None else y
 
 
 class SynthesisLayer(nn.Module):
-    """(B, c_in, R/up, R/up), w (B, w_dim) -> (B, c_out, R, R): [x2 FIR upsample] -> modulated demodulated 3x3
-    conv -> + noise * strength -> + bias -> leaky ReLU * sqrt(2).
+    """(B, c_in, R/up, R/up), w (B, w_dim) -> (B, c_out, R, R): modulated demodulated 3x3 conv (``up``: the x2
+    upsampling conv) -> + noise * strength -> + bias -> leaky ReLU * sqrt(2).
 
     The style affine layer starts at bias 1 (styles ~1); the noise strength starts at 0; ``noise_const`` is a
     fixed per-pixel noise map (noise_mode "const", deterministic renders)."""
@@ -251,10 +274,9 @@ class SynthesisLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random", fused: bool = False
                 ) -> torch.Tensor:
-        if self.up:
-            x = upsample2d(x, self.resample_kernel)
         styles = self.affine(w)
-        x = modulated_conv2d(x, self.weight, styles, True, self.noise(x.shape[0], noise_mode, x), fused)
+        up_kernel = self.resample_kernel if self.up else None
+        x = modulated_conv2d(x, self.weight, styles, True, self.noise(x.shape[0], noise_mode, x), fused, up_kernel)
         return activate(x + self.bias[:, None, None], "lrelu")
 
 
