@@ -301,3 +301,60 @@ def test_gan_sample_protocol_judges_the_methods_own_samples(trained, tiny_synth,
     assert still["id_sim"] == pytest.approx(1.0, abs=1e-5) and still["sample_realism"] == row["sample_realism"]
     md = write_gan_sample_table(pd.DataFrame([row, still]), tmp_path)
     assert "not comparable" in md and (tmp_path / "gan_samples.md").exists()
+
+
+SG2 = dict(TINY, backbone="stylegan2", mapping_lr_mul=0.01, g_channel_base=256, g_channel_max=16,
+           d_channel_base=256, d_channel_max=16, gan_steps=4, predictor_steps=4, encoder_start=2, encoder_steps=3,
+           ema_kimg=0.1, ema_rampup=0.05, style_mixing_prob=0.9, pl_weight=2.0, pl_every=2, r1_every=2,
+           num_boundary_samples=200)
+
+
+def test_default_backbone_is_the_dcgan():
+    from methods.interfacegan.networks import Discriminator, Generator
+
+    model = InterFaceGAN(ATTRS, 32, **TINY)
+    assert model.hparams.backbone == "dcgan" and not hasattr(model, "path_length")
+    assert type(model.generator) is Generator and type(model.discriminator) is Discriminator
+    with pytest.raises(ValueError, match="backbone: stylegan2"):
+        InterFaceGAN(ATTRS, 32, **{**TINY, "pl_weight": 2.0})
+
+
+def test_stylegan2_backbone_trains_finds_boundaries_and_edits(tmp_path):
+    from methods.common import stylegan2
+
+    L.seed_everything(0)
+    dm = SynthFacesDataModule(attributes=ATTRS, resolution=32, batch_size=8, num_identities=6,
+                              images_per_identity=2, cache_dir=str(tmp_path / "cache"))
+    model = InterFaceGAN(dm.attribute_names, 32, **SG2)
+    assert isinstance(model.generator, stylegan2.Generator) and isinstance(model.discriminator,
+                                                                            stylegan2.Discriminator)
+    assert model.generator.num_ws == 8
+    w_avg0 = model.generator.mapping.w_avg.clone()
+    trainer = L.Trainer(max_steps=model.planned_optimizer_steps(), max_epochs=100, accelerator="cpu", logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, dm)
+    assert int(model.iteration) == model.total_iterations and trainer.global_step == model.planned_optimizer_steps()
+    assert not torch.equal(model.generator.mapping.w_avg, w_avg0)          # the mapping tracked its mean w
+    assert torch.equal(model.generator_ema.mapping.w_avg, model.generator.mapping.w_avg)
+    assert float(model.path_length.pl_mean) > 0                            # the lazy path-length term ran
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point():
+            assert torch.isfinite(tensor).all(), name
+    assert bool(model.boundaries_ready)
+    assert torch.allclose(model.boundary_normals.norm(dim=1), torch.ones(len(ATTRS)), atol=1e-5)
+    model.eval()
+    batch = next(iter(dm.test_dataloader()))
+    x, a = batch["image"][:4], batch["attrs"][:4]
+    tgt = a.clone()
+    tgt[:, 1] = 1 - tgt[:, 1]
+    with torch.no_grad():
+        codes = model.invert(x)
+        out, again = model.edit(x, a, tgt), model.edit(x, a, tgt)
+    assert codes.shape == (len(x), 8, model.hparams.w_dim)                  # w+: one w per StyleGAN2 layer
+    assert out.shape == x.shape and out.dtype == x.dtype and out.min() >= -1 and out.max() <= 1
+    assert torch.equal(out, again)                                          # const noise: deterministic edits
+    path = tmp_path / "sg2.ckpt"
+    trainer.save_checkpoint(path)
+    loaded = load_method(str(path)).eval()
+    with torch.no_grad():
+        assert torch.equal(loaded.edit(x, a, tgt), out)

@@ -2,8 +2,9 @@
 
 Training runs four phases in one ``fit`` (manual optimisation, counted by the ``iteration`` buffer):
 
-1. GAN: a compact StyleGAN-style generator (mapping z -> w, AdaIN synthesis) against a discriminator,
-   non-saturating loss + lazy R1, EMA of the generator (``gan_steps`` iterations).
+1. GAN (``gan_steps`` iterations): ``backbone`` "dcgan" (a compact generator, mapping z -> w and a style-modulated
+   DCGAN synthesis) or "stylegan2" (StyleGAN2's generator and residual discriminator, ``methods/common/stylegan2.py``,
+   with optional style mixing and path-length regularisation), non-saturating loss + lazy R1, EMA of the generator.
 2. The method's own attribute predictor, trained on the real training images and labels (the first
    ``predictor_steps`` iterations, alongside the GAN).
 3. The encoder that inverts the (EMA) generator: code regression and reconstruction of generated images,
@@ -28,10 +29,12 @@ import torch.nn.functional as F
 
 from methods.base import EditingMethod, register_method
 from methods.common.losses import adv_loss, generator_adv_loss, r1_penalty
+from methods.common.stylegan2_training import PathLengthPenalty, ema_beta, lazy_weight, mix_styles
 from methods.common.training import assert_finite, ema_update, make_ema
+from methods.interfacegan.backbones import build_discriminator, build_generator, check_backbone
 from methods.interfacegan.boundary import project_boundary, train_boundary
 from methods.interfacegan.inversion import encoder_losses, optimise_codes
-from methods.interfacegan.networks import AttributePredictor, Discriminator, Encoder, Generator
+from methods.interfacegan.networks import AttributePredictor, Encoder
 
 #: boundary samples of a fit stopped before its schedule's end (a smoke run, ``--trainer.max_steps 2``)
 EARLY_STOP_BOUNDARY_SAMPLES = 2000
@@ -44,6 +47,9 @@ class InterFaceGAN(EditingMethod):
     """InterFaceGAN: linear semantic boundaries in the latent space of a GAN, real images edited by inversion.
 
     Args (beyond ``attribute_names`` / ``image_size``):
+        backbone: "dcgan" (default; the suite's compact generator and discriminator, ``networks.py``) or
+            "stylegan2" (``methods/common/stylegan2.py``: skip generator with noise inputs, residual discriminator;
+            ``g_norm`` unused, ``mapping_lr_mul`` is the mapping layers' equalized-LR multiplier, official 0.01).
         latent_space: "w" (after the mapping network) or "z" (the Gaussian input) — where boundaries live.
         inversion_space: "wp" (one w per layer, as in-domain inversion) or "w"; ignored when latent_space="z".
         z_dim, w_dim, mapping_layers, g_channel_base, g_channel_max: the generator.
@@ -51,6 +57,11 @@ class InterFaceGAN(EditingMethod):
             style modulation scales and shifts.
         d_channel_base, d_channel_max: the discriminator (the encoder uses the same widths).
         lr_g, lr_d, beta1, beta2, mapping_lr_mul, r1_gamma, r1_every, ema_beta, gan_steps: GAN training.
+        ema_kimg, ema_rampup: when ``ema_kimg`` is set, the EMA's half-life in thousands of images (StyleGAN2:
+            beta = 0.5 ** (batch / (ema_kimg * 1000)), the half-life capped at ``ema_rampup`` x images seen);
+            otherwise ``ema_beta`` with the ramp min(ema_beta, (1 + it) / (10 + it)).
+        style_mixing_prob, pl_weight, pl_every, pl_decay, pl_batch_shrink: StyleGAN2's style-mixing
+            regularisation and lazy path-length regularisation (official 0.9, 2, 4, 0.01, 2); stylegan2 only.
         predictor_steps, predictor_lr, predictor_width: the own attribute predictor.
         encoder_start, encoder_steps, lr_e, code_weight, fake_rec_weight, real_rec_weight, feature_weight:
             the encoder (``feature_weight`` weighs a perceptual term on the discriminator's features).
@@ -68,6 +79,7 @@ class InterFaceGAN(EditingMethod):
         self,
         attribute_names: Sequence[str],
         image_size: int = 64,
+        backbone: str = "dcgan",
         latent_space: str = "w",
         inversion_space: str = "wp",
         z_dim: int = 64,
@@ -86,6 +98,13 @@ class InterFaceGAN(EditingMethod):
         r1_gamma: float = 1.0,
         r1_every: int = 4,
         ema_beta: float = 0.995,
+        ema_kimg: float | None = None,
+        ema_rampup: float | None = None,
+        style_mixing_prob: float = 0.0,
+        pl_weight: float = 0.0,
+        pl_every: int = 4,
+        pl_decay: float = 0.01,
+        pl_batch_shrink: int = 2,
         gan_steps: int = 1000,
         predictor_steps: int = 300,
         predictor_lr: float = 0.001,
@@ -110,6 +129,9 @@ class InterFaceGAN(EditingMethod):
         inversion_feature_weight: float = 0.0,
     ) -> None:
         super().__init__(attribute_names, image_size)
+        check_backbone(backbone)
+        if backbone == "dcgan" and (style_mixing_prob > 0 or pl_weight > 0):
+            raise ValueError("style_mixing_prob and pl_weight are StyleGAN2 regularisers: set backbone: stylegan2")
         if latent_space not in ("w", "z"):
             raise ValueError(f"latent_space must be 'w' or 'z', got {latent_space!r}")
         if inversion_space not in ("w", "wp"):
@@ -124,10 +146,12 @@ class InterFaceGAN(EditingMethod):
         self.automatic_optimization = False
 
         k = len(self.attribute_names)
-        self.generator = Generator(image_size, z_dim, w_dim, mapping_layers, g_channel_base, g_channel_max,
-                                   g_norm)
+        self.generator = build_generator(backbone, image_size, z_dim, w_dim, mapping_layers, g_channel_base,
+                                         g_channel_max, g_norm, mapping_lr_mul)
         self.generator_ema = make_ema(self.generator)
-        self.discriminator = Discriminator(image_size, d_channel_base, d_channel_max)
+        self.discriminator = build_discriminator(backbone, image_size, d_channel_base, d_channel_max)
+        if backbone == "stylegan2":  # holds the running mean path length (a buffer, so checkpoints keep it)
+            self.path_length = PathLengthPenalty(pl_decay)
         self.predictor = AttributePredictor(image_size, k, predictor_width)
         code_dim = z_dim if latent_space == "z" else w_dim
         self.encoder = Encoder(image_size, d_channel_base, d_channel_max, code_dim)
@@ -148,6 +172,10 @@ class InterFaceGAN(EditingMethod):
 
     # -- schedule --------------------------------------------------------------------------------------
     @property
+    def stylegan2(self) -> bool:
+        return self.hparams.get("backbone", "dcgan") == "stylegan2"
+
+    @property
     def total_iterations(self) -> int:
         return self.hparams.gan_steps + self.hparams.encoder_steps
 
@@ -166,9 +194,11 @@ class InterFaceGAN(EditingMethod):
         h = self.hparams
         betas = (float(h.beta1), float(h.beta2))
         aux_betas = (0.9, 0.99)
+        # StyleGAN2's mapping layers carry lr_mul in their equalized-LR scaling; the DCGAN's get it here
+        mapping_lr = h.lr_g if self.stylegan2 else h.lr_g * h.mapping_lr_mul
         opt_main = torch.optim.Adam([
             {"params": self.generator.synthesis.parameters(), "lr": h.lr_g},
-            {"params": self.generator.mapping.parameters(), "lr": h.lr_g * h.mapping_lr_mul},
+            {"params": self.generator.mapping.parameters(), "lr": mapping_lr},
             {"params": self.encoder.parameters(), "lr": h.lr_e, "betas": aux_betas},
             {"params": self.predictor.parameters(), "lr": h.predictor_lr, "betas": aux_betas},
         ], betas=betas)
@@ -189,9 +219,14 @@ class InterFaceGAN(EditingMethod):
         return "z" if self.hparams.latent_space == "z" else self.hparams.inversion_space
 
     def render(self, codes: torch.Tensor, ema: bool = True) -> torch.Tensor:
-        """z (B, z_dim) when latent_space="z", else w (B, w_dim) / w+ (B, num_ws, w_dim) -> images (B, 3, R, R)."""
+        """z (B, z_dim) when latent_space="z", else w (B, w_dim) / w+ (B, num_ws, w_dim) -> images (B, 3, R, R).
+
+        Deterministic: StyleGAN2's noise inputs use their fixed maps (noise_mode "const"), and rendering a code
+        never moves the mapping's ``w_avg``."""
         g = self.generator_ema if ema else self.generator
-        return g(codes) if self.hparams.latent_space == "z" else g.synthesize(codes)
+        if self.hparams.latent_space == "z":
+            codes = g.mapping(codes, skip_w_avg_update=True)
+        return g.synthesize(codes, noise_mode="const")
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Images (B, 3, R, R) -> the encoder's code: z (B, z_dim) or w (B, w_dim)."""
@@ -199,12 +234,19 @@ class InterFaceGAN(EditingMethod):
 
     def _sample(self, n: int, generator: torch.Generator | None = None, ema: bool = True
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(codes in the boundary space (n, D), images (n, 3, R, R)) of random z."""
+        """(codes in the boundary space (n, D), images (n, 3, R, R)) of random z, rendered like ``render``."""
         g = self.generator_ema if ema else self.generator
         z = torch.randn(n, self.hparams.z_dim, generator=generator, device="cpu").to(self.device)
         w = g.mapping(z)
-        images = g.synthesize(w)
+        images = g.synthesize(w, noise_mode="const")
         return (z if self.hparams.latent_space == "z" else w), images
+
+    def _gan_sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """StyleGAN2 training samples of the trained generator: (w+ (n, num_ws, w_dim) after style mixing, images
+        (n, 3, R, R) with random noise). The mapping tracks ``w_avg`` as it runs (training mode)."""
+        g, z = self.generator, torch.randn(n, self.hparams.z_dim, device=self.device)
+        ws = mix_styles(g.mapping, z, g.broadcast(g.mapping(z)), self.hparams.style_mixing_prob)
+        return ws, g.synthesis(ws, noise_mode="random")
 
     # -- training --------------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -226,7 +268,10 @@ class InterFaceGAN(EditingMethod):
         h = self.hparams
         self.toggle_optimizer(opt_d)
         with torch.no_grad():
-            fake = self.generator(torch.randn(real.shape[0], h.z_dim, device=self.device))
+            if self.stylegan2:
+                fake = self._gan_sample(real.shape[0])[1]
+            else:
+                fake = self.generator(torch.randn(real.shape[0], h.z_dim, device=self.device))
         do_r1 = h.r1_gamma > 0 and it % h.r1_every == 0
         x = real.detach().requires_grad_(do_r1)
         real_logits = self.discriminator(x)
@@ -249,7 +294,9 @@ class InterFaceGAN(EditingMethod):
         self.toggle_optimizer(opt_main)
         loss = real.new_zeros(())
         logs: dict[str, torch.Tensor] = {}
-        if train_gan:
+        if train_gan and self.stylegan2:
+            loss, logs = self._stylegan2_generator_loss(it, real.shape[0])
+        elif train_gan:
             code, fake = self._sample(real.shape[0], ema=False)
             loss_g = generator_adv_loss(self.discriminator(fake))
             assert_finite(it, loss_g=loss_g)
@@ -281,8 +328,31 @@ class InterFaceGAN(EditingMethod):
         self.untoggle_optimizer(opt_main)
         if train_gan:
             with torch.no_grad():
-                ema_update(self.generator_ema, self.generator, min(h.ema_beta, (1 + it) / (10 + it)))
+                ema_update(self.generator_ema, self.generator, self._ema_beta(it, real.shape[0]))
         self.log_dict(logs, prog_bar=True)
+
+    def _ema_beta(self, it: int, batch_size: int) -> float:
+        h = self.hparams
+        if h.get("ema_kimg") is not None:  # StyleGAN2: a half-life in images, images seen before this batch
+            return ema_beta(batch_size, h.ema_kimg, it * batch_size, h.get("ema_rampup"))
+        return min(h.ema_beta, (1 + it) / (10 + it))
+
+    def _stylegan2_generator_loss(self, it: int, batch_size: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Non-saturating loss on style-mixed samples, plus the lazy path-length penalty on every ``pl_every``-th
+        iteration (on batch / pl_batch_shrink samples, weight pl_weight x pl_every)."""
+        h = self.hparams
+        _, fake = self._gan_sample(batch_size)
+        loss = generator_adv_loss(self.discriminator(fake))
+        assert_finite(it, loss_g=loss)
+        logs = {"train/loss_g": loss.detach()}
+        pl_weight = lazy_weight(h.pl_weight, h.pl_every, it)
+        if pl_weight > 0:
+            ws, images = self._gan_sample(max(1, batch_size // h.pl_batch_shrink))
+            penalty = self.path_length(images, ws)
+            assert_finite(it, path_length=penalty)
+            loss = loss + pl_weight * penalty
+            logs["train/path_length"] = penalty.detach()
+        return loss, logs
 
     def on_train_end(self) -> None:
         # fallback when fit stopped before the schedule's last iteration (e.g. a shorter max_steps): an

@@ -36,7 +36,9 @@ class MappingNetwork(nn.Module):
         self.net = mlp(dims, act="lrelu", last_act=False) if num_layers > 0 else nn.Identity()
         self.register_buffer("w_avg", torch.zeros(w_dim))
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, skip_w_avg_update: bool = False) -> torch.Tensor:
+        """``skip_w_avg_update`` is accepted for the StyleGAN2 mapping's interface; ``w_avg`` is updated by the
+        method, never here."""
         return self.net(normalize_2nd_moment(z))
 
 
@@ -133,11 +135,12 @@ class Generator(nn.Module):
         """w (B, w_dim) -> w+ (B, num_ws, w_dim); w+ passes through."""
         return w if w.ndim == 3 else w[:, None].expand(-1, self.num_ws, -1)
 
-    def synthesize(self, w: torch.Tensor) -> torch.Tensor:
-        """Render w (B, w_dim) or w+ (B, num_ws, w_dim) to (B, 3, R, R) in [-1, 1]."""
+    def synthesize(self, w: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
+        """Render w (B, w_dim) or w+ (B, num_ws, w_dim) to (B, 3, R, R) in [-1, 1]. ``noise_mode`` is accepted
+        for the StyleGAN2 generator's interface: this synthesis has no noise inputs."""
         return self.synthesis(self.broadcast(w))
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
         return self.synthesize(self.mapping(z))
 
 
