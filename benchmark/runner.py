@@ -317,7 +317,9 @@ def load_unit_method(ctx: RunContext, method: str, seed: int, dm, attribute: str
 
 def checkpoint_id(ctx: RunContext, method: str, seed: int, attribute: str | None = None) -> str:
     """What a score row was computed from: ``<unit>/<sha256[:12] of final.ckpt>``, or ``reference`` for methods
-    without training. Retraining (a fresh clone, a changed config) gives another id."""
+    without training. The id follows the checkpoint's bytes: a changed config or code gives another id; retraining
+the same config on the same machine and stack (training is seeded and deterministic on CPU) reproduces it, which
+is how a fresh clone's run can tell that the committed rows still hold."""
     from methods.base import get_method
 
     if not get_method(method).needs_training:
