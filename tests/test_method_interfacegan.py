@@ -424,22 +424,29 @@ def test_encoder_settings_are_checked():
         InterFaceGAN(ATTRS, 32, **{**TINY, "encoder_objective": "idinvert", "co_train_generator": True})
 
 
-def test_idinvert_encoder_loss_decreases_on_a_fixed_batch_with_a_fixed_generator(tiny_synth):
+def test_idinvert_encoder_loss_decreases_on_a_fixed_batch_with_a_fixed_generator():
+    from methods.interfacegan.networks import ModulatedNorm
+
     torch.manual_seed(0)
     model = InterFaceGAN(ATTRS, 32, **IDINV)
-    real = next(iter(tiny_synth.train_dataloader()))["image"][:8]
+    with torch.no_grad():  # untrained styles start at zero (the image ignores w+ but its first w): make them act
+        for layer in model.generator_ema.modules():
+            if isinstance(layer, ModulatedNorm):
+                layer.fc.weight.normal_(0, 0.3)
+        # a fixed batch the fixed generator can reconstruct (an untrained one cannot render real faces)
+        real = model.render(torch.randn(8, model.generator.num_ws, model.hparams.w_dim))
     frozen = {name: {k: v.clone() for k, v in getattr(model, name).state_dict().items()}
               for name in ("generator", "generator_ema", "discriminator")}
     opt = torch.optim.Adam(model.encoder.parameters(), lr=3e-3)
     seen = []
-    for it in range(25):
+    for it in range(30):
         loss, logs = model._encoder_loss(it, real, train_gan=False)
-        seen.append((float(loss), float(logs["train/enc_pixel"])))
+        seen.append((float(loss.detach()), float(logs["train/enc_pixel"])))
         assert set(logs) == {"train/enc_pixel", "train/enc_feature", "train/enc_adv"}
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    assert seen[-1][0] < 0.8 * seen[0][0] and seen[-1][1] < 0.8 * seen[0][1]
+    assert seen[-1][0] < 0.85 * seen[0][0] and seen[-1][1] < 0.7 * seen[0][1]
     for name, state in frozen.items():  # only the encoder learns; the EMA generator renders, untouched
         assert _same_state(getattr(model, name), state), name
     assert all(p.grad is None for p in model.generator.parameters())  # no gradient reaches the trained G
@@ -474,7 +481,7 @@ def test_idinvert_edit_contract_and_checkpoint(trained_idinvert, tmp_path):
         codes = model.invert(x)
         out, again = model.edit(x, a, tgt), model.edit(x, a, tgt)
         none = model.edit(x, a, tgt, strength=0.0)
-    assert enc.shape == codes.shape == (4, model.generator.num_ws, model.hparams.w_dim)
+    assert enc.shape == codes.shape == (len(x), model.generator.num_ws, model.hparams.w_dim)
     assert not torch.equal(codes, enc)  # the domain-regularised refinement moved the encoder's w+
     assert out.shape == x.shape and out.dtype == x.dtype and out.min() >= -1 and out.max() <= 1
     assert torch.equal(out, again)
@@ -514,8 +521,9 @@ def test_check_command_reports_reconstruction_on_a_tiny_checkpoint(trained_idinv
     path = tmp_path / "tiny.ckpt"
     trainer.save_checkpoint(path)
     out = tmp_path / "check.json"
-    assert main(["--ckpt", str(path), "--max-images", "5", "--batch-size", "4", "--json", str(out),
-                 "--out", str(tmp_path / "check.png")]) == 0
+    # the checkpoint's own synthetic set (its datamodule's cache), with more identities so its test split has 5
+    assert main(["--ckpt", str(path), "--max-images", "5", "--batch-size", "4", "--num-identities", "30",
+                 "--json", str(out), "--out", str(tmp_path / "check.png")]) == 0
     text = capsys.readouterr().out
     assert "reconstruction L1: encoder" in text and "encoder_objective=idinvert" in text
     report = json.loads(out.read_text())
