@@ -358,3 +358,180 @@ def test_stylegan2_backbone_trains_finds_boundaries_and_edits(tmp_path):
     loaded = load_method(str(path)).eval()
     with torch.no_grad():
         assert torch.equal(loaded.edit(x, a, tgt), out)
+
+
+# -- the idinvert encoder (w+ output, real images only, the discriminator trained on reconstructions) ---------
+IDINV = dict(TINY, encoder_objective="idinvert", encoder_output="wp", gan_steps=6, predictor_steps=6,
+             encoder_start=3, encoder_steps=10, idinvert_feature_weight=0.5, idinvert_adv_weight=0.1,
+             idinvert_r1_gamma=10.0, idinvert_lr_d=0.001, r1_every=2)
+
+
+class _Snapshot(L.Callback):
+    """Copies chosen submodules' state when the encoder-only phase starts (iteration ``gan_steps``)."""
+
+    def __init__(self, at: int) -> None:
+        self.at, self.state = at, {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
+        if int(pl_module.iteration) == self.at:
+            self.state = {name: {k: v.clone() for k, v in getattr(pl_module, name).state_dict().items()}
+                          for name in ("generator", "generator_ema", "discriminator", "encoder")}
+
+
+@pytest.fixture(scope="module")
+def trained_idinvert(tmp_path_factory):
+    L.seed_everything(0)
+    dm = SynthFacesDataModule(attributes=ATTRS, resolution=32, batch_size=8, num_identities=6,
+                              images_per_identity=2, cache_dir=str(tmp_path_factory.mktemp("cache")))
+    model = InterFaceGAN(dm.attribute_names, 32, **IDINV)
+    snap = _Snapshot(IDINV["gan_steps"])
+    trainer = L.Trainer(max_steps=model.planned_optimizer_steps(), max_epochs=1000, accelerator="cpu",
+                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[snap])
+    trainer.fit(model, dm)
+    return model, dm, trainer, snap
+
+
+def _same_state(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> bool:
+    return all(torch.equal(v, state[k]) for k, v in module.state_dict().items())
+
+
+@pytest.mark.parametrize("backbone", ["dcgan", "stylegan2"])
+def test_wp_encoder_predicts_one_code_per_layer_around_the_mean_w(backbone):
+    torch.manual_seed(0)
+    base = SG2 if backbone == "stylegan2" else TINY
+    model = InterFaceGAN(ATTRS, 32, **{**base, "encoder_output": "wp"})
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    codes = model.encode(x)
+    assert codes.shape == (3, model.generator.num_ws, model.hparams.w_dim)
+    assert model.render(codes).shape == x.shape
+    w_avg = torch.randn(model.hparams.w_dim)
+    model.generator.mapping.w_avg.copy_(w_avg)
+    model._sync_encoder_origin()
+    torch.nn.init.zeros_(model.encoder.head[-1].weight)
+    torch.nn.init.zeros_(model.encoder.head[-1].bias)
+    assert torch.allclose(model.encode(x), w_avg.expand(3, model.generator.num_ws, -1))  # an offset from w_avg
+    assert InterFaceGAN(ATTRS, 32, **base).encode(x).shape == (3, model.hparams.w_dim)   # default: one w
+
+
+def test_encoder_settings_are_checked():
+    assert InterFaceGAN(ATTRS, 32, **TINY).hparams.encoder_objective == "regression"  # the old behaviour
+    with pytest.raises(ValueError, match="encoder_objective"):
+        InterFaceGAN(ATTRS, 32, **{**TINY, "encoder_objective": "vgg"})
+    with pytest.raises(ValueError, match="latent_space: w and inversion_space: wp"):
+        InterFaceGAN(ATTRS, 32, **{**TINY, "encoder_output": "wp", "latent_space": "z"})
+    with pytest.raises(ValueError, match="co_train_generator: false"):
+        InterFaceGAN(ATTRS, 32, **{**TINY, "encoder_objective": "idinvert", "co_train_generator": True})
+
+
+def test_idinvert_encoder_loss_decreases_on_a_fixed_batch_with_a_fixed_generator():
+    from methods.interfacegan.networks import ModulatedNorm
+
+    torch.manual_seed(0)
+    model = InterFaceGAN(ATTRS, 32, **IDINV)
+    with torch.no_grad():  # untrained styles start at zero (the image ignores w+ but its first w): make them act
+        for layer in model.generator_ema.modules():
+            if isinstance(layer, ModulatedNorm):
+                layer.fc.weight.normal_(0, 0.3)
+        # a fixed batch the fixed generator can reconstruct (an untrained one cannot render real faces)
+        real = model.render(torch.randn(8, model.generator.num_ws, model.hparams.w_dim))
+    frozen = {name: {k: v.clone() for k, v in getattr(model, name).state_dict().items()}
+              for name in ("generator", "generator_ema", "discriminator")}
+    opt = torch.optim.Adam(model.encoder.parameters(), lr=3e-3)
+    seen = []
+    for it in range(30):
+        loss, logs = model._encoder_loss(it, real, train_gan=False)
+        seen.append((float(loss.detach()), float(logs["train/enc_pixel"])))
+        assert set(logs) == {"train/enc_pixel", "train/enc_feature", "train/enc_adv"}
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    assert seen[-1][0] < 0.85 * seen[0][0] and seen[-1][1] < 0.7 * seen[0][1]
+    for name, state in frozen.items():  # only the encoder learns; the EMA generator renders, untouched
+        assert _same_state(getattr(model, name), state), name
+    assert all(p.grad is None for p in model.generator.parameters())  # no gradient reaches the trained G
+
+
+def test_idinvert_fit_keeps_the_generator_fixed_and_counts_its_optimizer_steps(trained_idinvert):
+    model, _, trainer, snap = trained_idinvert
+    h = model.hparams
+    assert int(model.iteration) == model.total_iterations and bool(model.boundaries_ready)
+    # the encoder-only iterations step the discriminator (on reconstructions) and the encoder: 2 each
+    assert model.planned_optimizer_steps() == 2 * (h.gan_steps + h.encoder_steps) == trainer.global_step
+    assert snap.state, "the encoder-only phase never started"
+    assert _same_state(model.generator, snap.state["generator"])
+    assert _same_state(model.generator_ema, snap.state["generator_ema"])
+    assert not _same_state(model.discriminator, snap.state["discriminator"])  # kept training
+    assert not _same_state(model.encoder, snap.state["encoder"])
+    assert torch.equal(model.encoder.origin, model.generator.mapping.w_avg)
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point():
+            assert torch.isfinite(tensor).all(), name
+
+
+def test_idinvert_edit_contract_and_checkpoint(trained_idinvert, tmp_path):
+    model, dm, trainer, _ = trained_idinvert
+    model.eval()
+    batch = next(iter(dm.test_dataloader()))
+    x, a = batch["image"][:4], batch["attrs"][:4]
+    tgt = a.clone()
+    tgt[:, 0] = 1 - tgt[:, 0]
+    with torch.no_grad():
+        enc = model.encode(x)
+        codes = model.invert(x)
+        out, again = model.edit(x, a, tgt), model.edit(x, a, tgt)
+        none = model.edit(x, a, tgt, strength=0.0)
+    assert enc.shape == codes.shape == (len(x), model.generator.num_ws, model.hparams.w_dim)
+    assert not torch.equal(codes, enc)  # the domain-regularised refinement moved the encoder's w+
+    assert out.shape == x.shape and out.dtype == x.dtype and out.min() >= -1 and out.max() <= 1
+    assert torch.equal(out, again)
+    with torch.no_grad():
+        assert torch.allclose(none, model.render(codes).clamp(-1, 1), atol=1e-6)
+    path = tmp_path / "idinvert.ckpt"
+    trainer.save_checkpoint(path)
+    loaded = load_method(str(path)).eval()
+    with torch.no_grad():
+        assert torch.equal(loaded.edit(x, a, tgt), out)
+
+
+def test_checkpoint_without_the_encoder_options_loads_as_regression(trained, tmp_path):
+    """Checkpoints written before ``encoder_objective`` / ``encoder_output`` existed load with the old encoder."""
+    model, dm, trainer = trained[0], trained[1], trained[2]
+    path = tmp_path / "old.ckpt"
+    trainer.save_checkpoint(path)
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    for key in [k for k in ckpt["hyper_parameters"] if k.startswith(("encoder_o", "idinvert_"))]:
+        del ckpt["hyper_parameters"][key]
+    torch.save(ckpt, path)
+    loaded = load_method(str(path)).eval()
+    assert not loaded.idinvert and loaded.encoder.num_ws is None
+    assert loaded.planned_optimizer_steps() == 2 * TINY["gan_steps"] + TINY["encoder_steps"]
+    x = next(iter(dm.test_dataloader()))["image"][:2]
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(loaded.encode(x), model.encode(x))
+
+
+def test_check_command_reports_reconstruction_on_a_tiny_checkpoint(trained_idinvert, tmp_path, capsys):
+    import json
+
+    from methods.interfacegan.check import main
+
+    trainer = trained_idinvert[2]
+    path = tmp_path / "tiny.ckpt"
+    trainer.save_checkpoint(path)
+    out = tmp_path / "check.json"
+    # the checkpoint's own synthetic set (its datamodule's cache), with more identities so its test split has 5
+    assert main(["--ckpt", str(path), "--max-images", "5", "--batch-size", "4", "--num-identities", "30",
+                 "--json", str(out), "--out", str(tmp_path / "check.png")]) == 0
+    text = capsys.readouterr().out
+    assert "reconstruction L1: encoder" in text and "encoder_objective=idinvert" in text
+    report = json.loads(out.read_text())
+    assert report["n_images"] == 5 and report["inversion_steps"] == IDINV["inversion_steps"]
+    for key in ("l1_encoder", "l1_refined"):
+        assert 0 < report[key] < 2
+    for key in ("own_predictor_agreement_encoder", "own_predictor_agreement_refined",
+                "own_predictor_accuracy_on_inputs"):
+        assert 0 <= report[key] <= 1
+    assert report["code_distance_refined"] > 0 and report["code_distance_sampled"] > 0
+    assert (tmp_path / "check.png").exists()

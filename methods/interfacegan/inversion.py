@@ -2,6 +2,11 @@
 then a few Adam steps on the code that lower the reconstruction error while the encoder, applied to the
 reconstruction, keeps the code in the generator's domain.
 
+Two objectives train the encoder against the fixed (EMA) generator: ``encoder_losses`` (the suite's original
+"regression": code regression and reconstruction of generated images plus reconstruction of real images) and
+``idinvert_encoder_losses`` (idinvert's domain-guided encoder: real images only, pixel MSE + perceptual MSE +
+the discriminator's non-saturating loss on the reconstruction, ``training/loss_encoder.py:E_loss``).
+
 Images are float (B, 3, R, R) in [-1, 1]; codes are (B, D) or (B, num_ws, D).
 """
 
@@ -11,6 +16,8 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+
+from methods.common.losses import generator_adv_loss
 
 
 def per_sample_mean(x: torch.Tensor) -> torch.Tensor:
@@ -67,13 +74,35 @@ def encoder_losses(real: torch.Tensor, fake: torch.Tensor, target_code: torch.Te
 
     real:        (B, 3, R, R) real images: in-domain reconstruction ``render(encode(real)) ~ real``
     fake:        (B, 3, R, R) generated images of the codes ``target_code`` (B, D): code regression and
-                 reconstruction
+                 reconstruction (a w+ encoder regresses the broadcast code, the w+ a sample is rendered from)
     returns:     dict of scalar losses ``code`` (MSE), ``fake_rec`` and ``real_rec`` (MSE + L1 (+ features))
     """
     code_fake = encode(fake)
     rec_real = render(encode(real))
     return {
-        "code": F.mse_loss(code_fake, target_code),
+        "code": F.mse_loss(code_fake, _like(target_code, code_fake)),
         "fake_rec": reconstruction_error(render(code_fake), fake).mean(),
         "real_rec": reconstruction_error(rec_real, real, features, feature_weight).mean(),
     }
+
+
+def idinvert_encoder_losses(real: torch.Tensor, encode: Callable[[torch.Tensor], torch.Tensor],
+                            render: Callable[[torch.Tensor], torch.Tensor],
+                            discriminator: Callable[[torch.Tensor], torch.Tensor],
+                            features: Callable[[torch.Tensor], torch.Tensor] | None) -> dict[str, torch.Tensor]:
+    """idinvert's domain-guided encoder losses on real images only (unweighted; the caller weighs them).
+
+    real:          (B, 3, R, R) real images in [-1, 1]; rec = render(encode(real))
+    discriminator: images -> logits; its non-saturating generator loss on rec is ``adv``
+    features:      images -> a feature map (idinvert: VGG16 conv4_3; here the method's own discriminator
+                   trunk); None skips the ``feature`` term
+    returns:       dict of scalar losses ``pixel`` (mean squared error), ``feature`` (mean squared feature
+                   distance to the real image's, which is a fixed target) and ``adv``
+    """
+    rec = render(encode(real))
+    losses = {"pixel": (rec - real).pow(2).mean(), "adv": generator_adv_loss(discriminator(rec))}
+    if features is not None:
+        with torch.no_grad():
+            target = features(real)
+        losses["feature"] = (features(rec) - target).pow(2).mean()
+    return losses

@@ -7,9 +7,12 @@ Training runs four phases in one ``fit`` (manual optimisation, counted by the ``
    with optional style mixing and path-length regularisation), non-saturating loss + lazy R1, EMA of the generator.
 2. The method's own attribute predictor, trained on the real training images and labels (the first
    ``predictor_steps`` iterations, alongside the GAN).
-3. The encoder that inverts the (EMA) generator: code regression and reconstruction of generated images,
-   reconstruction of real images (in-domain inversion); from iteration ``encoder_start`` until
-   ``gan_steps + encoder_steps``.
+3. The encoder that inverts the (EMA) generator, from iteration ``encoder_start`` until ``gan_steps +
+   encoder_steps``, with one of two objectives (``encoder_objective``): "regression" (code regression and
+   reconstruction of generated images plus reconstruction of real images) or "idinvert" (idinvert's
+   domain-guided encoder: real images only, pixel + perceptual (the discriminator's features) + adversarial
+   loss, the discriminator trained on real images vs. reconstructions, with R1, in the encoder-only
+   iterations). The encoder predicts one w (``encoder_output="w"``) or w+ (``"wp"``, one w per layer).
 4. Boundary search (last iteration): ``num_boundary_samples`` codes are generated and scored by the predictor;
    a linear SVM per attribute separates the top and bottom ``boundary_ratio``; the unit normals are buffers.
 
@@ -33,13 +36,30 @@ from methods.common.stylegan2_training import PathLengthPenalty, ema_beta, lazy_
 from methods.common.training import assert_finite, ema_update, make_ema
 from methods.interfacegan.backbones import build_discriminator, build_generator, check_backbone
 from methods.interfacegan.boundary import project_boundary, train_boundary
-from methods.interfacegan.inversion import encoder_losses, optimise_codes
+from methods.interfacegan.inversion import encoder_losses, idinvert_encoder_losses, optimise_codes
 from methods.interfacegan.networks import AttributePredictor, Encoder
 
 #: boundary samples of a fit stopped before its schedule's end (a smoke run, ``--trainer.max_steps 2``)
 EARLY_STOP_BOUNDARY_SAMPLES = 2000
 
 log = logging.getLogger(__name__)
+
+ENCODER_OBJECTIVES = ("regression", "idinvert")
+ENCODER_OUTPUTS = ("w", "wp")
+
+
+def check_encoder_settings(objective: str, output: str, latent_space: str, inversion_space: str,
+                           co_train_generator: bool) -> None:
+    """Raise ValueError for an encoder objective / output the rest of the settings cannot use."""
+    if objective not in ENCODER_OBJECTIVES:
+        raise ValueError(f"encoder_objective must be one of {ENCODER_OBJECTIVES}, got {objective!r}")
+    if output not in ENCODER_OUTPUTS:
+        raise ValueError(f"encoder_output must be one of {ENCODER_OUTPUTS}, got {output!r}")
+    if output == "wp" and (latent_space != "w" or inversion_space != "wp"):
+        raise ValueError("encoder_output: wp predicts w+ codes: needs latent_space: w and inversion_space: wp")
+    if objective == "idinvert" and co_train_generator:
+        raise ValueError("encoder_objective: idinvert trains the encoder against a fixed generator: "
+                         "set co_train_generator: false")
 
 
 @register_method("interfacegan")
@@ -63,8 +83,18 @@ class InterFaceGAN(EditingMethod):
         style_mixing_prob, pl_weight, pl_every, pl_decay, pl_batch_shrink: StyleGAN2's style-mixing
             regularisation and lazy path-length regularisation (official 0.9, 2, 4, 0.01, 2); stylegan2 only.
         predictor_steps, predictor_lr, predictor_width: the own attribute predictor.
-        encoder_start, encoder_steps, lr_e, code_weight, fake_rec_weight, real_rec_weight, feature_weight:
-            the encoder (``feature_weight`` weighs a perceptual term on the discriminator's features).
+        encoder_start, encoder_steps, lr_e: the encoder's schedule and learning rate.
+        encoder_objective: "regression" (default; the suite's original objective, weights ``code_weight``,
+            ``fake_rec_weight``, ``real_rec_weight``, ``feature_weight`` (a perceptual term on the
+            discriminator's features of the real reconstruction)) or "idinvert" (Zhu et al. 2020: real images
+            only, ``idinvert_pixel_weight`` x pixel MSE + ``idinvert_feature_weight`` x MSE of the discriminator's
+            features (idinvert: VGG16 conv4_3, 5e-5 on 0-255 inputs) + ``idinvert_adv_weight`` x the
+            non-saturating loss of the discriminator on the reconstruction (official training script 0.08);
+            in iterations after the GAN phase the discriminator steps on real images vs. reconstructions with
+            R1 weight ``idinvert_r1_gamma`` (official 10; lazy, every ``r1_every``-th iteration) at learning
+            rate ``idinvert_lr_d`` (None: ``lr_d``; official 1e-4)). Requires ``co_train_generator=False``.
+        encoder_output: "w" (default: one code, broadcast to w+ before the edit-time refinement) or "wp"
+            (w+ (B, num_ws, w_dim), idinvert's encoder; needs ``latent_space="w"`` and ``inversion_space="wp"``).
         num_boundary_samples, boundary_ratio, boundary_split, boundary_seed: boundary search.
         edit_distance: nominal signed distance (in std of the codes along the normal) an edit moves to.
         conditional_on: attributes whose boundaries edits are projected off (kept fixed) when not edited.
@@ -117,6 +147,13 @@ class InterFaceGAN(EditingMethod):
         fake_rec_weight: float = 1.0,
         real_rec_weight: float = 1.0,
         feature_weight: float = 0.0,
+        encoder_objective: str = "regression",
+        encoder_output: str = "w",
+        idinvert_pixel_weight: float = 1.0,
+        idinvert_feature_weight: float = 0.0,
+        idinvert_adv_weight: float = 0.08,
+        idinvert_r1_gamma: float = 10.0,
+        idinvert_lr_d: float | None = None,
         num_boundary_samples: int = 10000,
         boundary_ratio: float = 0.02,
         boundary_split: float = 0.7,
@@ -136,6 +173,7 @@ class InterFaceGAN(EditingMethod):
             raise ValueError(f"latent_space must be 'w' or 'z', got {latent_space!r}")
         if inversion_space not in ("w", "wp"):
             raise ValueError(f"inversion_space must be 'w' or 'wp', got {inversion_space!r}")
+        check_encoder_settings(encoder_objective, encoder_output, latent_space, inversion_space, co_train_generator)
         unknown = [a for a in conditional_on if a not in self.attribute_names]
         if unknown:
             raise ValueError(f"conditional_on names {unknown}, not among the attributes {self.attribute_names}")
@@ -154,7 +192,8 @@ class InterFaceGAN(EditingMethod):
             self.path_length = PathLengthPenalty(pl_decay)
         self.predictor = AttributePredictor(image_size, k, predictor_width)
         code_dim = z_dim if latent_space == "z" else w_dim
-        self.encoder = Encoder(image_size, d_channel_base, d_channel_max, code_dim)
+        self.encoder = Encoder(image_size, d_channel_base, d_channel_max, code_dim,
+                               num_ws=self.generator.num_ws if encoder_output == "wp" else None)
 
         self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
         self.register_buffer("boundaries_ready", torch.zeros((), dtype=torch.bool))
@@ -179,6 +218,11 @@ class InterFaceGAN(EditingMethod):
     def total_iterations(self) -> int:
         return self.hparams.gan_steps + self.hparams.encoder_steps
 
+    @property
+    def idinvert(self) -> bool:
+        """Whether the encoder trains with idinvert's objective (checkpoints older than the option: no)."""
+        return self.hparams.get("encoder_objective", "regression") == "idinvert"
+
     def _phases(self, it: int) -> tuple[bool, bool, bool]:
         """(GAN trains, predictor trains, encoder trains) at iteration ``it``."""
         h = self.hparams
@@ -186,9 +230,13 @@ class InterFaceGAN(EditingMethod):
 
     def planned_optimizer_steps(self) -> int:
         """Lightning's ``global_step`` at the end of the schedule: 2 optimizer steps per GAN iteration
-        (discriminator; generator + encoder + predictor) and 1 per encoder-phase iteration. Set
-        ``trainer.max_steps`` to this number (or -1: the method stops itself after its last phase)."""
-        return 2 * self.hparams.gan_steps + self.hparams.encoder_steps
+        (discriminator; generator + encoder + predictor) and, per encoder-only iteration (after the GAN phase),
+        1 with the "regression" objective (encoder + predictor) or 2 with "idinvert" (discriminator on real vs.
+        reconstructions; encoder + predictor): ``2 x gan_steps + encoder_steps`` or ``2 x (gan_steps +
+        encoder_steps)``. Set ``trainer.max_steps`` to this number (or -1: the method stops itself after its
+        last phase)."""
+        per_encoder_iteration = 2 if self.idinvert else 1
+        return 2 * self.hparams.gan_steps + per_encoder_iteration * self.hparams.encoder_steps
 
     def configure_optimizers(self):
         h = self.hparams
@@ -229,8 +277,14 @@ class InterFaceGAN(EditingMethod):
         return g.synthesize(codes, noise_mode="const")
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Images (B, 3, R, R) -> the encoder's code: z (B, z_dim) or w (B, w_dim)."""
+        """Images (B, 3, R, R) -> the encoder's code: z (B, z_dim), w (B, w_dim) or, with
+        ``encoder_output="wp"``, w+ (B, num_ws, w_dim)."""
         return self.encoder(images)
+
+    def _sync_encoder_origin(self) -> None:
+        """w and w+ encoders predict offsets from the trained generator's current mean w."""
+        if self.hparams.latent_space == "w":
+            self.encoder.origin.copy_(self.generator.mapping.w_avg)
 
     def _sample(self, n: int, generator: torch.Generator | None = None, ema: bool = True
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -255,7 +309,10 @@ class InterFaceGAN(EditingMethod):
         opt_main, opt_d = self.optimizers()
         train_gan, train_pred, train_enc = self._phases(it)
         if train_gan:
-            self._discriminator_step(it, real, opt_d)
+            self._discriminator_step(it, real, self._gan_fakes(real.shape[0]), opt_d, self.hparams.r1_gamma)
+        elif train_enc and self.idinvert:  # idinvert: the discriminator keeps training, on reconstructions
+            self._set_lr(opt_d, self.hparams.get("idinvert_lr_d"))
+            self._discriminator_step(it, real, self._reconstructions(real), opt_d, self.hparams.idinvert_r1_gamma)
         if train_gan or train_pred or train_enc:
             self._main_step(it, real, attrs, opt_main, train_gan, train_pred, train_enc)
         self.iteration += 1
@@ -264,21 +321,38 @@ class InterFaceGAN(EditingMethod):
                 self.find_boundaries()
             self.trainer.should_stop = True
 
-    def _discriminator_step(self, it: int, real: torch.Tensor, opt_d) -> None:  # noqa: ANN001
+    @torch.no_grad()
+    def _gan_fakes(self, n: int) -> torch.Tensor:
+        """The GAN phase's fakes for the discriminator: n samples (n, 3, R, R) of the trained generator."""
+        if self.stylegan2:
+            return self._gan_sample(n)[1]
+        return self.generator(torch.randn(n, self.hparams.z_dim, device=self.device))
+
+    @torch.no_grad()
+    def _reconstructions(self, real: torch.Tensor) -> torch.Tensor:
+        """idinvert's fakes for the discriminator: real images (B, 3, R, R) encoded, rendered by the EMA generator."""
+        self._sync_encoder_origin()
+        return self.render(self.encode(real))
+
+    @staticmethod
+    def _set_lr(optimizer, lr: float | None) -> None:  # noqa: ANN001
+        if lr is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = float(lr)
+
+    def _discriminator_step(self, it: int, real: torch.Tensor, fake: torch.Tensor, opt_d,  # noqa: ANN001
+                            r1_gamma: float) -> None:
+        """Non-saturating loss on ``real`` vs. ``fake`` (B, 3, R, R), lazy R1 (weight ``r1_gamma``) on every
+        ``r1_every``-th iteration."""
         h = self.hparams
         self.toggle_optimizer(opt_d)
-        with torch.no_grad():
-            if self.stylegan2:
-                fake = self._gan_sample(real.shape[0])[1]
-            else:
-                fake = self.generator(torch.randn(real.shape[0], h.z_dim, device=self.device))
-        do_r1 = h.r1_gamma > 0 and it % h.r1_every == 0
+        do_r1 = r1_gamma > 0 and it % h.r1_every == 0
         x = real.detach().requires_grad_(do_r1)
         real_logits = self.discriminator(x)
-        loss_d = adv_loss(real_logits, True) + adv_loss(self.discriminator(fake), False)
+        loss_d = adv_loss(real_logits, True) + adv_loss(self.discriminator(fake.detach()), False)
         if do_r1:
             r1 = r1_penalty(real_logits, x)
-            loss_d = loss_d + h.r1_gamma * h.r1_every * r1
+            loss_d = loss_d + r1_gamma * h.r1_every * r1
             self.log("train/r1", r1.detach())
         assert_finite(it, loss_d=loss_d)
         opt_d.zero_grad(set_to_none=True)
@@ -309,19 +383,9 @@ class InterFaceGAN(EditingMethod):
             assert_finite(it, loss_predictor=loss_p)
             loss, logs["train/loss_predictor"] = loss + loss_p, loss_p.detach()
         if train_enc:
-            # co-training: during the GAN phase the reconstructions go through the trained generator, which
-            # then learns from them too; otherwise (and after the GAN phase) through the frozen EMA generator
-            ema = not (train_gan and h.co_train_generator)
-            if h.latent_space == "w":
-                self.encoder.origin.copy_(self.generator.mapping.w_avg)
-            with torch.no_grad():
-                target, fake = self._sample(real.shape[0], ema=ema)
-            losses = encoder_losses(real, fake, target, self.encode, lambda c: self.render(c, ema=ema),
-                                    self.discriminator.features, h.feature_weight)
-            assert_finite(it, **losses)
-            loss = loss + (h.code_weight * losses["code"] + h.fake_rec_weight * losses["fake_rec"]
-                           + h.real_rec_weight * losses["real_rec"])
-            logs.update({f"train/enc_{k}": v.detach() for k, v in losses.items()})
+            loss_e, enc_logs = self._encoder_loss(it, real, train_gan)
+            loss = loss + loss_e
+            logs.update(enc_logs)
         opt_main.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         opt_main.step()
@@ -330,6 +394,31 @@ class InterFaceGAN(EditingMethod):
             with torch.no_grad():
                 ema_update(self.generator_ema, self.generator, self._ema_beta(it, real.shape[0]))
         self.log_dict(logs, prog_bar=True)
+
+    def _encoder_loss(self, it: int, real: torch.Tensor, train_gan: bool
+                      ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The encoder's weighted loss for this iteration and its unweighted terms (for the log)."""
+        h = self.hparams
+        self._sync_encoder_origin()
+        if self.idinvert:  # real images only, through the fixed EMA generator
+            features = self.discriminator.features if h.idinvert_feature_weight > 0 else None
+            losses = idinvert_encoder_losses(real, self.encode, self.render, self.discriminator, features)
+            assert_finite(it, **losses)
+            loss = h.idinvert_pixel_weight * losses["pixel"] + h.idinvert_adv_weight * losses["adv"]
+            if features is not None:
+                loss = loss + h.idinvert_feature_weight * losses["feature"]
+        else:
+            # co-training: during the GAN phase the reconstructions go through the trained generator, which
+            # then learns from them too; otherwise (and after the GAN phase) through the frozen EMA generator
+            ema = not (train_gan and h.co_train_generator)
+            with torch.no_grad():
+                target, fake = self._sample(real.shape[0], ema=ema)
+            losses = encoder_losses(real, fake, target, self.encode, lambda c: self.render(c, ema=ema),
+                                    self.discriminator.features, h.feature_weight)
+            assert_finite(it, **losses)
+            loss = (h.code_weight * losses["code"] + h.fake_rec_weight * losses["fake_rec"]
+                    + h.real_rec_weight * losses["real_rec"])
+        return loss, {f"train/enc_{k}": v.detach() for k, v in losses.items()}
 
     def _ema_beta(self, it: int, batch_size: int) -> float:
         h = self.hparams

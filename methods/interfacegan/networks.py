@@ -190,19 +190,27 @@ class Discriminator(nn.Module):
 
 
 class Encoder(nn.Module):
-    """image (B, 3, R, R) -> one latent code (B, code_dim): z, or w as an offset from ``origin`` (the
-    generator's mean w, kept up to date by the caller; 0 for z)."""
+    """image (B, 3, R, R) -> a latent code: z or w (B, code_dim), or, with ``num_ws``, w+ (B, num_ws, code_dim)
+    (one code per synthesis layer, as idinvert's encoder). w and w+ are offsets from ``origin`` (the
+    generator's mean w, kept up to date by the caller; 0 for z).
 
-    def __init__(self, resolution: int, channel_base: int, channel_max: int, code_dim: int) -> None:
+    ``num_ws=None`` builds the single-code encoder of earlier checkpoints (same parameter names; only the last
+    layer's width differs)."""
+
+    def __init__(self, resolution: int, channel_base: int, channel_max: int, code_dim: int,
+                 num_ws: int | None = None) -> None:
         super().__init__()
         self.trunk, c = _conv_trunk(resolution, channel_base, channel_max)
-        self.code_dim = code_dim
+        self.code_dim, self.num_ws = code_dim, num_ws
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(c * 16, 2 * c), nn.LeakyReLU(0.2),
-                                  nn.Linear(2 * c, code_dim))
+                                  nn.Linear(2 * c, code_dim * (num_ws or 1)))
         self.register_buffer("origin", torch.zeros(code_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.origin + self.head(self.trunk(x))
+        offset = self.head(self.trunk(x))
+        if self.num_ws is not None:
+            offset = offset.view(x.shape[0], self.num_ws, self.code_dim)
+        return self.origin + offset
 
 
 class AttributePredictor(nn.Module):
