@@ -4,7 +4,7 @@ distance of ``--samples`` samples to all train images in the suite's realism spa
 gan_samples.csv, lower is better).
 
     .venv/bin/python benchmarks/interfacegan_generators.py [--seconds 150] [--every 30] [--samples 1200]
-        [--configs methods/interfacegan/configs/demo.yaml methods/interfacegan/configs/stylegan2-demo.yaml]
+        [--configs methods/interfacegan/configs/dcgan-demo.yaml methods/interfacegan/configs/demo.yaml]
 
 Only the GAN trains (the predictor and encoder phases are switched off; their cost is the same whichever
 generator they serve, apart from the generator's own speed); the realism measurements are not counted in the
@@ -24,7 +24,7 @@ import lightning as L
 import torch
 import yaml
 
-DEFAULT_CONFIGS = ["methods/interfacegan/configs/demo.yaml", "methods/interfacegan/configs/stylegan2-demo.yaml"]
+DEFAULT_CONFIGS = ["methods/interfacegan/configs/dcgan-demo.yaml", "methods/interfacegan/configs/demo.yaml"]
 
 
 class WallClockRealism(L.Callback):

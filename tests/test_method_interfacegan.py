@@ -535,3 +535,38 @@ def test_check_command_reports_reconstruction_on_a_tiny_checkpoint(trained_idinv
         assert 0 <= report[key] <= 1
     assert report["code_distance_refined"] > 0 and report["code_distance_sampled"] > 0
     assert (tmp_path / "check.png").exists()
+
+
+def test_paper_config_two_steps_at_256px_on_a_celebahq_folder(tmp_path):
+    """The paper config (StyleGAN2 paper256 widths, idinvert's w+ encoder) on a CelebAMask-HQ-layout folder at 256 px,
+    on CPU: 2 optimizer steps (one discriminator and one generator update) at batch 2; the early-stop boundary search
+    capped at 64 samples (its cost is not the training's). benchmarks/paper_config_smoke.py measures the paper's own
+    batch."""
+    import yaml
+    from fixtures_real import write_celebahq
+
+    from benchmark.train import make_cli
+    from methods.base import config_path
+    from methods.common import stylegan2
+
+    hq = tmp_path / "hq"
+    write_celebahq(hq, n=12, size=256)
+    cfg = yaml.safe_load(config_path("interfacegan", "paper").read_text())
+    init = cfg["model"]["init_args"]
+    assert cfg["data"]["init_args"]["resolution"] == 256 and init["backbone"] == "stylegan2"
+    assert init["encoder_objective"] == "idinvert" and init["encoder_output"] == "wp"
+    assert cfg["trainer"]["max_steps"] == 2 * (init["gan_steps"] + init["encoder_steps"])
+    init.update(num_boundary_samples=64, boundary_ratio=0.25)
+    cfg["data"]["init_args"].update(root=str(hq), cache_dir=str(tmp_path / "cache"), num_workers=0, batch_size=2)
+    cfg["trainer"].update(accelerator="cpu", max_steps=2, callbacks=[], logger=False, enable_checkpointing=False,
+                          enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path))
+    path = tmp_path / "paper-cpu.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    cli = make_cli(["fit", "--config", str(path)])
+    model = cli.model
+    assert isinstance(model.generator, stylegan2.Generator) and model.generator.num_ws == 14
+    assert model.image_size == 256 and cli.trainer.global_step == 2 and int(model.iteration) == 1
+    assert all(o.state for o in cli.trainer.optimizers)   # G and D were each updated
+    for key in ("loss_d", "loss_g", "r1", "path_length"):
+        assert torch.isfinite(cli.trainer.callback_metrics[f"train/{key}"]), key
+    assert bool(model.boundaries_ready)
