@@ -11,8 +11,8 @@ import re
 from pathlib import Path
 
 CONFIGS = Path("methods/interfacegan/configs")
-HEADER = """# interfacegan-cond {preset}: interfacegan's {preset} config (methods/interfacegan/configs/{preset}.yaml) with
-# conditional_on: all, the paper's conditional manipulation (Shen et al., CVPR 2020, Sec. 2.2; official
+HEADER = """# interfacegan-cond {preset}: interfacegan's {preset} config (methods/interfacegan/configs/{preset}.yaml)
+# with conditional_on: all, the paper's conditional manipulation (Shen et al., CVPR 2020, Sec. 2.2; official
 # utils/manipulator.py project_boundary): an edit moves along the edited attribute's normal projected off the
 # normals of every other attribute, so their signed distances are kept. Same objective and training as
 # interfacegan (conditional_on is used at edit time only); the runner trains it as its own unit.
