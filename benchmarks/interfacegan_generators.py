@@ -4,7 +4,7 @@ distance of ``--samples`` samples to all train images in the suite's realism spa
 gan_samples.csv, lower is better).
 
     .venv/bin/python benchmarks/interfacegan_generators.py [--seconds 150] [--every 30] [--samples 1200]
-        [--configs methods/interfacegan/configs/dcgan-demo.yaml methods/interfacegan/configs/demo.yaml]
+        [--configs methods/interfacegan/configs/dcgan-demo.yaml methods/interfacegan/configs/demo.yaml] [--seed 1]
 
 Only the GAN trains (the predictor and encoder phases are switched off; their cost is the same whichever
 generator they serve, apart from the generator's own speed); the realism measurements are not counted in the
@@ -68,6 +68,7 @@ def main() -> None:
     p.add_argument("--every", type=float, default=30.0, help="measure realism every this many training seconds")
     p.add_argument("--samples", type=int, default=1200, help="EMA samples per realism measurement")
     p.add_argument("--classifier-epochs", type=int, default=12, help="the demo preset's judge (cache key)")
+    p.add_argument("--seed", type=int, default=None, help="training seed (default: each config's seed_everything)")
     args = p.parse_args()
 
     from datamodules.synthfaces import SynthFacesDataModule
@@ -97,7 +98,7 @@ def main() -> None:
     for path, cfg in zip(args.configs, configs):
         if cfg["data"]["init_args"] != data_args:
             raise SystemExit(f"error: {path} trains on other data than {args.configs[0]}")
-        L.seed_everything(cfg.get("seed_everything", 0))
+        L.seed_everything(cfg.get("seed_everything", 0) if args.seed is None else args.seed)
         model = InterFaceGAN(dm.attribute_names, dm.resolution, **gan_only(cfg["model"]["init_args"]))
         clock = WallClockRealism(args.seconds, args.every, measure)
         trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=-1, max_epochs=-1, logger=False,
