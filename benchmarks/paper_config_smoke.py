@@ -33,29 +33,23 @@ def main() -> None:
     args = p.parse_args()
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from fixtures_real import write_celebahq
+    from fixtures_real import paper_config_on_cpu, write_celebahq
 
     from benchmark.train import make_cli
     from methods.base import _discover, config_path
 
     _discover()
-
     cfg = yaml.safe_load(config_path(args.method, "paper").read_text())
     data = cfg["data"]["init_args"]
     tmp = Path(tempfile.mkdtemp(prefix="paper-smoke-"))
     batch = args.batch_size or data.get("batch_size", 32)
     write_celebahq(tmp / "hq", n=max(args.images, 3 * batch), size=data["resolution"])
-    data.update(root=str(tmp / "hq"), cache_dir=str(tmp / "cache"), num_workers=0, batch_size=batch)
-    model_args = cfg["model"]["init_args"]
-    if "num_boundary_samples" in model_args:
-        model_args["num_boundary_samples"] = args.boundary_samples
-        model_args["boundary_ratio"] = max(model_args.get("boundary_ratio", 0.02), 8 / args.boundary_samples)
-    cfg["trainer"].update(accelerator="cpu", devices=1, max_steps=args.steps, callbacks=[], logger=False,
-                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                          default_root_dir=str(tmp / "runs"))
-    cfg["trainer"].pop("strategy", None)
-    path = tmp / "paper-cpu.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+    model = {}
+    if "num_boundary_samples" in cfg["model"]["init_args"]:
+        model = {"num_boundary_samples": args.boundary_samples,
+                 "boundary_ratio": max(cfg["model"]["init_args"].get("boundary_ratio", 0.02),
+                                       8 / args.boundary_samples)}
+    _, path = paper_config_on_cpu(args.method, tmp / "hq", tmp, args.steps, batch, model)
     t0 = time.perf_counter()
     cli = make_cli(["fit", "--config", str(path)])
     seconds = time.perf_counter() - t0

@@ -103,3 +103,32 @@ def corrupt_file(path: Path, mode: str) -> None:
         path.write_bytes(np.random.default_rng(0).integers(0, 256, len(data), dtype=np.uint8).tobytes())
     else:
         raise ValueError(mode)
+
+
+def paper_config_on_cpu(method: str, root: Path, work: Path, steps: int = 2, batch_size: int | None = 2,
+                        model: dict | None = None) -> tuple[dict, Path]:
+    """``method``'s paper config, unchanged but for a few optimizer steps on CPU on the CelebAMask-HQ-layout folder
+    ``root`` (loader workers 0, no checkpoints, logger or progress bar, caches and runs under ``work``), the batch
+    size (``None``: the config's) and the ``model`` init-arg overrides; written to ``work/paper-cpu.yaml``.
+    Returns (the config as read, before the changes; the written path)."""
+    import copy
+
+    import yaml
+
+    from methods.base import _discover, config_path
+
+    _discover()
+    original = yaml.safe_load(config_path(method, "paper").read_text())
+    cfg = copy.deepcopy(original)
+    data = cfg["data"]["init_args"]
+    data.update(root=str(root), cache_dir=str(work / "cache"), num_workers=0)
+    if batch_size is not None:
+        data["batch_size"] = batch_size
+    cfg["model"]["init_args"].update(model or {})
+    cfg["trainer"].update(accelerator="cpu", devices=1, max_steps=steps, callbacks=[], logger=False,
+                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                          default_root_dir=str(work / "runs"))
+    cfg["trainer"].pop("strategy", None)
+    path = work / "paper-cpu.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return original, path

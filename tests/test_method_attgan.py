@@ -6,15 +6,14 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
-import yaml
-from fixtures_real import write_celebahq
+from fixtures_real import paper_config_on_cpu, write_celebahq
 
 from benchmark.train import make_cli
 from datamodules.synthfaces import SynthFacesDataModule
 from methods.attgan import AttGAN
 from methods.attgan.module import generator_turn, step_decay_lr
 from methods.attgan.networks import Discriminators, Generator
-from methods.base import config_path, get_method, load_method
+from methods.base import get_method, load_method
 
 ATTRS = ["Smiling", "Eyeglasses", "Young"]
 TINY = dict(enc_dim=8, dec_dim=8, num_layers=3, dis_dim=8, dis_fc_dim=32, dis_layers=3, lr=1e-3)
@@ -181,15 +180,9 @@ def test_paper_config_two_steps_at_128px(tmp_path):
     CPU: 2 optimizer steps at batch 2, with n_d 1 so that the two steps are one D and one G update."""
     hq = tmp_path / "hq"
     write_celebahq(hq, n=24, size=128)
-    cfg = yaml.safe_load(config_path("attgan", "paper").read_text())
+    cfg, path = paper_config_on_cpu("attgan", hq, tmp_path, model={"n_d": 1})
     assert cfg["data"]["init_args"]["resolution"] == 128 and cfg["data"]["init_args"]["attributes"] == OFFICIAL_13
     assert cfg["data"]["init_args"]["batch_size"] == 32 and cfg["trainer"]["max_epochs"] == 200
-    cfg["model"]["init_args"]["n_d"] = 1
-    cfg["data"]["init_args"].update(root=str(hq), cache_dir=str(tmp_path / "cache"), num_workers=0, batch_size=2)
-    cfg["trainer"].update(accelerator="cpu", max_steps=2, callbacks=[], logger=False, enable_checkpointing=False,
-                          enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path))
-    path = tmp_path / "paper-cpu.yaml"
-    path.write_text(yaml.safe_dump(cfg))
     cli = make_cli(["fit", "--config", str(path)])
     model = cli.model
     assert isinstance(model, AttGAN) and model.image_size == 128 and model.attribute_names == OFFICIAL_13

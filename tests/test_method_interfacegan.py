@@ -542,26 +542,19 @@ def test_paper_config_two_steps_at_256px_on_a_celebahq_folder(tmp_path):
     on CPU: 2 optimizer steps (one discriminator and one generator update) at batch 2; the early-stop boundary search
     capped at 64 samples (its cost is not the training's). benchmarks/paper_config_smoke.py measures the paper's own
     batch."""
-    import yaml
-    from fixtures_real import write_celebahq
+    from fixtures_real import paper_config_on_cpu, write_celebahq
 
     from benchmark.train import make_cli
-    from methods.base import config_path
     from methods.common import stylegan2
 
     hq = tmp_path / "hq"
     write_celebahq(hq, n=12, size=256)
-    cfg = yaml.safe_load(config_path("interfacegan", "paper").read_text())
+    cfg, path = paper_config_on_cpu("interfacegan", hq, tmp_path, model={"num_boundary_samples": 64,
+                                                                        "boundary_ratio": 0.25})
     init = cfg["model"]["init_args"]
     assert cfg["data"]["init_args"]["resolution"] == 256 and init["backbone"] == "stylegan2"
     assert init["encoder_objective"] == "idinvert" and init["encoder_output"] == "wp"
     assert cfg["trainer"]["max_steps"] == 2 * (init["gan_steps"] + init["encoder_steps"])
-    init.update(num_boundary_samples=64, boundary_ratio=0.25)
-    cfg["data"]["init_args"].update(root=str(hq), cache_dir=str(tmp_path / "cache"), num_workers=0, batch_size=2)
-    cfg["trainer"].update(accelerator="cpu", max_steps=2, callbacks=[], logger=False, enable_checkpointing=False,
-                          enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path))
-    path = tmp_path / "paper-cpu.yaml"
-    path.write_text(yaml.safe_dump(cfg))
     cli = make_cli(["fit", "--config", str(path)])
     model = cli.model
     assert isinstance(model.generator, stylegan2.Generator) and model.generator.num_ws == 14
