@@ -18,17 +18,16 @@ import json
 from pathlib import Path
 
 import torch
-from torchvision.utils import save_image
 
 from datamodules.synthfaces import SynthFacesDataModule
-from methods.aif.check import masked_l1
 from methods.base import load_method
+from methods.common.selfcheck import write_grid
 from methods.interfacegan.module import InterFaceGAN
 
 
 def image_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-image mean |a - b| over every pixel (B,), images (B, 3, H, W) in [-1, 1]."""
-    return masked_l1(a, b, torch.ones(a.shape[0], *a.shape[2:], dtype=torch.bool, device=a.device))
+    return (a - b).abs().flatten(1).mean(1)
 
 
 def code_distance(method: InterFaceGAN, codes: torch.Tensor) -> torch.Tensor:
@@ -42,10 +41,11 @@ def code_distance(method: InterFaceGAN, codes: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def reconstruction_report(method: InterFaceGAN, loader, max_images: int | None = None,  # noqa: ANN001
-                          grid_rows: int = 8) -> tuple[dict[str, float], torch.Tensor | None]:
+                          ) -> tuple[dict[str, float], list[torch.Tensor] | None]:
     """Reconstruction figures of ``method`` (eval mode) over the first ``max_images`` images of ``loader``.
 
-    Returns ({name: value}, a grid (3 x rows, 3, H, W): input | encoder | encoder + refinement, or None)."""
+    Returns ({name: value}, the first batch's grid columns (each (B, 3, H, W)): input | encoder | encoder +
+    refinement, or None)."""
     method.eval()
     l1_enc, l1_opt, agree_enc, agree_opt, pred_acc, dist_opt = [], [], [], [], [], []
     grid, seen = None, 0
@@ -68,8 +68,7 @@ def reconstruction_report(method: InterFaceGAN, loader, max_images: int | None =
         pred_acc.append((read_in.float() == a.round()).float())
         dist_opt.append(code_distance(method, codes))
         if grid is None:
-            n = min(grid_rows, len(x))
-            grid = torch.stack([x[:n], rec_enc[:n], rec_opt[:n]], dim=1).flatten(0, 1)
+            grid = [x, rec_enc, rec_opt]
         seen += len(x)
         if max_images is not None and seen >= max_images:
             break
@@ -140,9 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     if args.out and grid is not None:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        save_image((grid + 1) / 2, out, nrow=3, padding=2, pad_value=1.0)
+        out = write_grid(grid, args.out)
         print(f"wrote {out}: columns = input, encoder reconstruction, refined reconstruction")
     return 0
 
